@@ -7,6 +7,7 @@ SQL against the real tables (:mod:`rdlviz.data.tasks`), and write::
     <dir>/manifest.yaml            tables, keys, time columns, val/test cutoffs
     <dir>/db/<table>.parquet
     <dir>/tasks/<task>/manifest.yaml
+    <dir>/cleanup.json             what an opt-in cleanup changed (CleanupReport)
 
 The folder then loads with ``relbench.load_dataset(dir)``, so everything downstream
 speaks RelBench. The manifest is the single source of truth for keys and times.
@@ -20,6 +21,7 @@ an identifier is not a feature.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Dict, Iterable, Mapping, Optional, Union
 
@@ -32,7 +34,10 @@ from rdlviz.data.tasks import check_task
 from rdlviz.data.validate import CleanupReport, validate_tables
 from rdlviz.errors import SchemaError
 
-__all__ = ["reindex", "write_dataset"]
+__all__ = ["reindex", "write_dataset", "read_cleanup_report", "CLEANUP_FILE"]
+
+#: The file in a dataset folder that records what an opt-in cleanup changed.
+CLEANUP_FILE = "cleanup.json"
 
 
 def reindex(
@@ -72,11 +77,47 @@ def reindex(
     return out
 
 
-def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
-    # Parquet + duckdb + torch_frame agree best on plain numpy dtypes and object strings.
+def _single(pk):
+    # A one-element list is a single key written as a list.
+    return pk[0] if isinstance(pk, (list, tuple)) and len(pk) == 1 else pk
+
+
+def _normalise_frame(name: str, df: pd.DataFrame, keys: set) -> pd.DataFrame:
+    """Plain numpy dtypes and object strings: what parquet, duckdb and torch_frame agree on.
+
+    * pandas string dtypes -> ``object``;
+    * every datetime column -> ``datetime64[ns]`` (the unit RelBench's ``to_unix_time``
+      assumes; pandas 3 defaults to microseconds);
+    * nullable extension numbers/booleans (what DuckDB and ``convert_dtypes`` return) ->
+      numpy: integers without missing values stay integers, with missing values become
+      ``float64``; booleans with missing values become ``object`` -- the same dtypes
+      pandas itself gives such columns. Key columns keep their nullable ``Int64``.
+    """
     for col in df.columns:
-        if isinstance(df[col].dtype, pd.StringDtype):
-            df[col] = df[col].astype(object)
+        s = df[col]
+        dtype = s.dtype
+        if isinstance(dtype, pd.StringDtype):
+            df[col] = s.astype(object)
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            try:
+                df[col] = s.dt.as_unit("ns")
+            except (pd.errors.OutOfBoundsDatetime, OverflowError):
+                raise SchemaError(
+                    f"holds dates outside 1677-09-21..2262-04-11 ({s.min()} .. {s.max()})",
+                    table=name, column=col,
+                    fix="fix the out-of-range values (often sentinel dates like 0001-01-01), "
+                    "or store the column as text",
+                ) from None
+        elif col not in keys and isinstance(dtype, pd.api.extensions.ExtensionDtype) and (
+            pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+        ):
+            has_na = bool(s.isna().any())
+            if pd.api.types.is_bool_dtype(dtype):
+                df[col] = s.astype(object).where(s.notna(), None) if has_na else s.astype(bool)
+            elif pd.api.types.is_integer_dtype(dtype) and not has_na:
+                df[col] = s.astype(dtype.numpy_dtype)
+            else:
+                df[col] = s.astype("float64")
     return df
 
 
@@ -110,7 +151,9 @@ def write_dataset(
         tasks: task manifests (:func:`rdlviz.data.tasks.entity_task` / ``link_task``).
         on_dangling / on_missing_time: opt-in cleanups, reported in the return value.
         keep_original_keys: keep each table's source key as ``<pkey>_orig``.
-        check_tasks: run each task's SQL once at ``val_timestamp`` to check it.
+        check_tasks: check each task against the data (SQL runs and outputs the
+            declared columns, labels stay inside the window, the window fits the
+            cutoffs); see :func:`rdlviz.data.tasks.check_task`.
 
     Returns:
         The :class:`~rdlviz.data.validate.CleanupReport` (empty without cleanups).
@@ -122,29 +165,30 @@ def write_dataset(
             f"val_timestamp ({val_ts}) must be before test_timestamp ({test_ts})",
             fix="swap or correct the cutoffs",
         )
-    pkeys = {t: pkeys.get(t) for t in tables}
-    fkeys = {t: dict(fkeys.get(t, {})) for t in tables}
-    time_cols = {t: time_cols.get(t) for t in tables}
-    for t, tc in time_cols.items():
-        if tc is not None and (tc == pkeys[t] or tc in fkeys[t]):
-            raise SchemaError("is declared both as a key and as the time column",
-                              table=t, column=tc, fix="declare a separate time column")
     if not any(tc for tc in time_cols.values()):
         raise SchemaError(
             "no table has a time column, so there is no temporal split",
             fix="declare a time column (time_cols={table: column}) for the fact tables",
         )
-    clean, report = validate_tables(tables, pkeys, fkeys, time_cols,
-                                    on_dangling=on_dangling, on_missing_time=on_missing_time)
-    clean = reindex(clean, pkeys, fkeys, time_cols, keep_original_keys=keep_original_keys)
-    clean = {t: _normalise_frame(df) for t, df in clean.items()}
     tasks = list(tasks)
     names = [tm.name for tm in tasks]
     if len(set(names)) != len(names):
-        raise SchemaError(f"task names must be unique, got {names}")
+        raise SchemaError(f"task names must be unique, got {names}",
+                          fix="rename the duplicate tasks")
+    # Validate the declarations as given (a typo in a table name must fail, not vanish
+    # when the declarations are completed below).
+    clean, report = validate_tables(tables, pkeys, fkeys, time_cols,
+                                    on_dangling=on_dangling, on_missing_time=on_missing_time)
+    pkeys = {t: _single(pkeys.get(t)) for t in tables}
+    fkeys = {t: dict(fkeys.get(t) or {}) for t in tables}
+    time_cols = {t: time_cols.get(t) for t in tables}
+    clean = reindex(clean, pkeys, fkeys, time_cols, keep_original_keys=keep_original_keys)
+    for t, df in clean.items():
+        keys = {pkeys[t], *fkeys[t]} - {None}
+        clean[t] = _normalise_frame(t, df, keys)
     if check_tasks:
         for tm in tasks:
-            check_task(tm, clean, val_ts)
+            check_task(tm, clean, val_ts, time_cols=time_cols, test_timestamp=test_ts)
 
     manifest = DatasetManifest(
         name=name,
@@ -158,6 +202,17 @@ def write_dataset(
         for t, df in clean.items():
             df.to_parquet(tmp / "db" / f"{t}.parquet", index=False)
         manifest.save(tmp / "manifest.yaml")
+        # Provenance: what an opt-in cleanup changed travels with the data.
+        (tmp / CLEANUP_FILE).write_text(json.dumps(report.to_dict(), indent=1))
         for tm in tasks:
             tm.save(tmp / "tasks" / tm.name / "manifest.yaml")
     return report
+
+
+def read_cleanup_report(dataset_dir: Union[str, Path]) -> CleanupReport:
+    """The :class:`~rdlviz.data.validate.CleanupReport` stored with a dataset folder
+    (empty for folders written without one, e.g. by RelBench)."""
+    path = Path(dataset_dir) / CLEANUP_FILE
+    if not path.exists():
+        return CleanupReport()
+    return CleanupReport.from_dict(json.loads(path.read_text()))
