@@ -1,0 +1,441 @@
+"""Sampling one batch: seeds and seed times in, sampled node ids and local edges out.
+
+This is the layer between the compiled kernels and the loaders. :func:`sample_ids`
+runs the disjoint temporal neighbour sampler (optionally on several threads, one
+contiguous chunk of seed trees per thread, each thread with its own scratch memory) and
+:func:`sample_budget_ids` the budget sampler; both return a :class:`SampledSubgraph`
+of ``int64`` tensors with no features attached. :mod:`rdlviz.sampling.batch` turns one
+into a :class:`~torch_geometric.data.HeteroData` batch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rdlviz.errors import ConfigError
+from rdlviz.sampling import kernels
+from rdlviz.sampling.csr import TIME_MAX, EdgeType, TemporalCSR, _check_list, resolve_fanouts
+
+__all__ = ["SampledSubgraph", "sample_ids", "sample_budget_ids", "normalize_seeds"]
+
+SeedsLike = Union[Tuple[str, Tensor], Dict[str, Tensor]]
+
+
+@dataclass
+class SampledSubgraph:
+    """Ids of one sampled batch, in PyG's disjoint-sampler conventions.
+
+    For every node type ``t``: ``n_id[t]`` ``int64 [N_t]`` global ids, the seeds of
+    type ``t`` first, then hop by hop; ``batch[t]`` ``int64 [N_t]`` the seed (batch
+    index ``0 .. B-1``, counted across seed types in the order given) each node
+    belongs to; ``num_sampled_nodes[t]``: ``L + 1`` counts (seeds, hop 1, ..., hop L).
+
+    For every edge type ``(src, rel, dst)``: ``edge_index[et]`` ``int64 [2, M]`` local
+    indices (row 0 into ``n_id[src]``, row 1 into ``n_id[dst]``; messages flow
+    ``src -> dst``), grouped by hop; ``e_id[et]`` ``int64 [M]`` columns of the graph's
+    ``edge_index``; ``num_sampled_edges[et]``: ``L`` counts.
+
+    ``seed_types`` lists ``(type, count)`` in batch-index order; ``seed_time``
+    ``int64 [B]`` is the time bound of each seed (unix seconds, ``int64`` max where
+    unbounded); ``time_known[i]`` says whether seed type ``i`` has real seed times
+    (given by the caller or the seeds' own times) rather than "unbounded".
+    """
+
+    n_id: Dict[str, Tensor]
+    batch: Dict[str, Tensor]
+    num_sampled_nodes: Dict[str, List[int]]
+    edge_index: Dict[EdgeType, Tensor]
+    e_id: Dict[EdgeType, Tensor]
+    num_sampled_edges: Dict[EdgeType, List[int]]
+    seed_types: List[Tuple[str, int]]
+    seed_time: Tensor
+    time_known: List[bool]
+
+    @property
+    def num_nodes(self) -> int:
+        """Total sampled nodes over all types."""
+        return int(sum(v.numel() for v in self.n_id.values()))
+
+    @property
+    def num_edges(self) -> int:
+        """Total sampled edges over all types."""
+        return int(sum(v.numel() for v in self.e_id.values()))
+
+
+# -- seeds ------------------------------------------------------------------------------
+
+
+def normalize_seeds(
+    csr: TemporalCSR, seeds: SeedsLike, seed_time=None
+) -> Tuple[List[Tuple[str, int]], np.ndarray, np.ndarray, np.ndarray, List[bool]]:
+    """Validate seeds; return ``(seed_types, type_idx [B], node [B], tau [B], known)``.
+
+    ``seed_time`` may be ``None`` (each seed's own time; unbounded for untimed types),
+    a tensor (with ``(type, ids)`` seeds) or a dict per type (with dict seeds).
+    """
+    if isinstance(seeds, tuple) and len(seeds) == 2 and isinstance(seeds[0], str):
+        seeds_d = {seeds[0]: seeds[1]}
+        if seed_time is not None and not isinstance(seed_time, dict):
+            seed_time = {seeds[0]: seed_time}
+    elif isinstance(seeds, dict):
+        seeds_d = dict(seeds)
+        if seed_time is not None and not isinstance(seed_time, dict):
+            raise ConfigError("with seeds given per node type, give seed_time per node type too")
+    else:
+        raise ConfigError(
+            "seeds must be (node_type, ids) or {node_type: ids}, got "
+            f"{type(seeds).__name__}"
+        )
+    if not seeds_d:
+        raise ConfigError("no seeds given")
+    if seed_time is not None:
+        extra = set(seed_time) - set(seeds_d)
+        if extra:
+            raise ConfigError(f"seed_time names node types without seeds: {sorted(extra)}")
+    types, idx, nodes, taus, known = [], [], [], [], []
+    for t, ids in seeds_d.items():
+        ti = csr.type_index(t)
+        ids = _as_int64(ids, f"seeds of '{t}'")
+        n = int(csr.num_nodes[ti])
+        if ids.size and (ids.min() < 0 or ids.max() >= n):
+            raise ConfigError(f"seeds of '{t}' must lie in [0, {n}), got [{ids.min()}, {ids.max()}]")
+        if seed_time is not None:
+            if t not in seed_time:
+                raise ConfigError(f"seed_time is missing node type '{t}'")
+            tau = _as_int64(seed_time[t], f"seed_time of '{t}'")
+            if tau.shape != ids.shape:
+                raise ConfigError(
+                    f"seed_time of '{t}' has {tau.size} entries for {ids.size} seeds"
+                )
+        elif csr.node_time[ti] is not None:
+            tau = csr.node_time[ti][ids]
+        else:
+            tau = np.full(ids.size, TIME_MAX, dtype=np.int64)
+        types.append((t, int(ids.size)))
+        known.append(seed_time is not None or csr.node_time[ti] is not None)
+        idx.append(np.full(ids.size, ti, dtype=np.int64))
+        nodes.append(ids)
+        taus.append(tau)
+    return (
+        types,
+        np.concatenate(idx),
+        np.ascontiguousarray(np.concatenate(nodes)),
+        np.ascontiguousarray(np.concatenate(taus)),
+        known,
+    )
+
+
+def _as_int64(x, what: str) -> np.ndarray:
+    if isinstance(x, Tensor):
+        if x.dtype.is_floating_point or x.dtype == torch.bool:
+            raise ConfigError(f"{what} must be integers, got dtype {x.dtype}")
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.ndim != 1:
+        raise ConfigError(f"{what} must be 1-D, got shape {tuple(arr.shape)}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ConfigError(f"{what} must be integers, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def derive_seed(*parts: int) -> np.uint64:
+    """Hash integers into one 64-bit generator seed (splitmix64 chain).
+
+    Loaders derive each batch's seed from ``(seed, epoch, batch index)`` this way, so a
+    batch is the same whichever process or thread samples it and in whatever order."""
+    mask = (1 << 64) - 1
+    h = 0x243F6A8885A308D3
+    for x in parts:
+        h = (h ^ (int(x) & mask)) & mask
+        h = (h + 0x9E3779B97F4A7C15) & mask
+        z = h
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        h = z ^ (z >> 31)
+    return np.uint64(h)
+
+
+def draw_seed(seed: Optional[int]) -> np.uint64:
+    """A 64-bit generator seed: ``seed`` itself, or one drawn from torch's global RNG."""
+    if seed is None:
+        return np.uint64(int(torch.randint(0, 2**62, ())))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ConfigError(f"seed must be an int or None, got {seed!r}")
+    return np.uint64(int(seed) % 2**64)
+
+
+# -- threads ----------------------------------------------------------------------------
+
+_POOL: Optional[ThreadPoolExecutor] = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(
+                max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="rdlviz-sample"
+            )
+        return _POOL
+
+
+def _after_fork() -> None:  # a forked worker must not inherit the parent's thread pool
+    global _POOL
+    _POOL = None
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+# -- neighbour sampling ----------------------------------------------------------------
+
+
+def sample_ids(
+    csr: TemporalCSR,
+    seeds: SeedsLike,
+    seed_time=None,
+    num_neighbors=(),
+    *,
+    temporal_strategy: str = "uniform",
+    seed: Optional[int] = None,
+    num_threads: int = 1,
+) -> SampledSubgraph:
+    """Sample disjoint temporal neighbourhood trees, one per seed (ids only).
+
+    Args:
+        csr: the graph's :class:`TemporalCSR` (``TemporalCSR.from_data(data)``).
+        seeds: ``(node_type, ids)`` or ``{node_type: ids}``; ids ``int64 [B_t]``.
+        seed_time: unix seconds per seed (tensor, or dict per type); ``None`` = each
+            seed's own time (unbounded for untimed seed types).
+        num_neighbors: fan-out per hop, a list for every edge type or a dict per edge
+            type (missing edge types: 0); ``-1`` = all neighbours.
+        temporal_strategy: ``"uniform"`` (without replacement) or ``"last"`` (the most
+            recent neighbours; untimed neighbour types fall back to uniform, as in PyG).
+        seed: generator seed; ``None`` draws one from torch's global RNG.
+        num_threads: threads sharing the batch's trees; the result does not depend on it.
+
+    Returns:
+        A :class:`SampledSubgraph`. A neighbour is admitted only if its time is
+        ``<=`` its own tree's seed time (node types without time: always).
+    """
+    if temporal_strategy not in ("uniform", "last"):
+        raise ConfigError(f"temporal_strategy must be 'uniform' or 'last', got {temporal_strategy!r}")
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
+        raise ConfigError(f"num_threads must be an int >= 1, got {num_threads!r}")
+    fan = resolve_fanouts(csr, num_neighbors)
+    types, stype, snode, stau, known = normalize_seeds(csr, seeds, seed_time)
+    return _sample_resolved(csr, fan, temporal_strategy == "last", types, stype, snode, stau, known,
+                            draw_seed(seed), int(num_threads))  # fmt: skip
+
+
+def _sample_resolved(csr, fan, last, types, stype, snode, stau, known, rng, num_threads):
+    """Sample the trees of all seeds on ``num_threads`` threads and assemble the output.
+
+    Two phases, each one task per thread: (1) thread ``c`` samples the contiguous chunk
+    ``c`` of trees into its own scratch buffers and counts nodes per (type, hop) and
+    edges per (edge type, hop); (2) after the offsets of every chunk in every bin are
+    known, each thread writes its chunk into disjoint ranges of the output. The result
+    is identical for any number of threads.
+    """
+    B = snode.size
+    L = fan.shape[1]
+    T, E = len(csr.node_types), len(csr.edge_types)
+    k = max(1, min(num_threads, B // 8))  # a few trees per thread at least
+    bounds = np.linspace(0, B, k + 1).astype(np.int64)
+    scratch = [csr.acquire() for _ in range(k)]
+    try:
+        args = [(csr, fan, last, stype, snode, stau, rng, int(bounds[c]), int(bounds[c + 1]), scratch[c]) for c in range(k)]
+        if k == 1:
+            chunks = [_sample_chunk(*args[0])]
+        else:
+            chunks = list(_pool().map(lambda a: _sample_chunk(*a), args))
+        ncount = np.stack([c[0] for c in chunks])  # [k, T * H]
+        ecount = np.stack([c[1] for c in chunks])  # [k, E * L]
+        ntot, etot = ncount.sum(0), ecount.sum(0)
+        nbin = np.zeros(ntot.size + 1, np.int64)
+        np.cumsum(ntot, out=nbin[1:])
+        ebin = np.zeros(etot.size + 1, np.int64)
+        np.cumsum(etot, out=ebin[1:])
+        # chunk c starts, in each bin, after the bin's start and chunks 0 .. c-1
+        nstart = nbin[:-1] + np.cumsum(ncount, 0) - ncount
+        estart = ebin[:-1] + np.cumsum(ecount, 0) - ecount
+        type_base = np.ascontiguousarray(nbin[: T * (L + 1) : L + 1])
+        ebase = np.ascontiguousarray(ebin[:: L]) if L else np.zeros(E + 1, np.int64)
+        N, M = int(nbin[-1]), int(ebin[-1])
+        n_id = np.empty(N, np.int64)
+        batch = np.empty(N, np.int64)
+        ei = np.empty(2 * M, np.int64)
+        e_id = np.empty(M, np.int64)
+        out = (n_id, batch, ei, e_id)
+        sargs = [(scratch[c], L, nstart[c].copy(), type_base, estart[c].copy(), ebase, out) for c in range(k)]
+        if k == 1:
+            _scatter_chunk(*sargs[0])
+        else:
+            list(_pool().map(lambda a: _scatter_chunk(*a), sargs))
+    finally:
+        for sc in scratch:
+            csr.release(sc)
+    node_count = ntot.reshape(T, L + 1)
+    edge_count = etot.reshape(E, L)
+    return _to_subgraph(csr, n_id, batch, node_count, ei, e_id, ebase, edge_count, types, stau, known)
+
+
+def _sample_chunk(csr, fan, last, stype, snode, stau, rng, t0, t1, sc):
+    T, E, L = len(csr.node_types), len(csr.edge_types), fan.shape[1]
+    if sc.buffers is None:
+        est = max(256, (t1 - t0) * 64)
+        sc.buffers = (np.empty((4, est), np.int64), np.empty((5, est), np.int64), np.empty(est, np.int64))
+    nodes, edges, newpos = sc.buffers
+    ncount = np.empty(T * (L + 1), np.int64)
+    ecount = np.empty(E * L, np.int64)
+    nodes, nn, edges, ne, sc.counter = kernels.sample_trees(
+        stype, snode, stau, t0, t1, rng,
+        csr.timed, csr.node_offset, csr.edge_src, csr.fptr, csr.flist, csr.foff, csr.fadj, csr.nptr, csr.nlist,
+        csr.indptr, csr.indptr_offset, csr.adj,
+        fan, last, sc.slot, sc.mark, sc.picked, sc.counter, nodes, edges, ncount, ecount,
+    )  # fmt: skip
+    if newpos.size < nn:
+        newpos = np.empty(nodes.shape[1], np.int64)
+    sc.buffers = (nodes, edges, newpos)
+    sc.sizes = (nn, ne)
+    return ncount, ecount
+
+
+def _scatter_chunk(sc, L, nstart, type_base, estart, ebase, out):
+    nodes, edges, newpos = sc.buffers
+    nn, ne = sc.sizes
+    n_id, batch, ei, e_id = out
+    kernels.scatter(nodes, nn, edges, ne, L, nstart, type_base, estart, ebase, n_id, batch, ei, e_id, newpos)
+
+
+def _to_subgraph(csr, n_id, batch, node_count, ei, e_id, ebase, edge_count, types, stau, known) -> SampledSubgraph:
+    # torch.split makes every per-type view in one call (slicing one by one costs more
+    # than the rest of the assembly on small batches).
+    counts = node_count.tolist()
+    sizes = [sum(c) for c in counts]
+    nodes_d = dict(zip(csr.node_types, torch.from_numpy(n_id).split(sizes)))
+    batch_d = dict(zip(csr.node_types, torch.from_numpy(batch).split(sizes)))
+    nsn = dict(zip(csr.node_types, counts))
+    esizes = np.diff(ebase).tolist()
+    eid_d = dict(zip(csr.edge_types, torch.from_numpy(e_id).split(esizes)))
+    blocks = torch.from_numpy(ei).split([2 * m for m in esizes])
+    ei_d = {et: blk.view(2, m) for et, blk, m in zip(csr.edge_types, blocks, esizes)}
+    nse = dict(zip(csr.edge_types, edge_count.tolist()))
+    return SampledSubgraph(
+        n_id=nodes_d,
+        batch=batch_d,
+        num_sampled_nodes=nsn,
+        edge_index=ei_d,
+        e_id=eid_d,
+        num_sampled_edges=nse,
+        seed_types=types,
+        seed_time=torch.from_numpy(stau),
+        time_known=known,
+    )
+
+
+# -- budget sampling -------------------------------------------------------------------
+
+
+def resolve_budget(csr: TemporalCSR, num_samples) -> np.ndarray:
+    """``num_samples`` (list for every node type, or dict per type) -> ``int64 [T, L]``.
+
+    Node types missing from a dict get 0 (never admitted beyond the seeds)."""
+    T = len(csr.node_types)
+    if isinstance(num_samples, dict):
+        lists = {}
+        for k, v in num_samples.items():
+            csr.type_index(k)
+            lists[k] = _check_list(v, "num_samples")
+        lengths = {len(v) for v in lists.values()}
+        if len(lengths) > 1:
+            raise ConfigError(f"num_samples: every node type needs the same number of hops, got {sorted(lengths)}")
+        L = lengths.pop() if lengths else 0
+        out = np.zeros((T, L), dtype=np.int64)
+        for i, t in enumerate(csr.node_types):
+            if t in lists:
+                out[i] = lists[t]
+        if L == 0:
+            raise ConfigError("num_samples must list at least one hop")
+        return out
+    v = _check_list(num_samples, "num_samples")
+    return np.tile(np.asarray(v, dtype=np.int64), (T, 1)).reshape(T, len(v))
+
+
+def sample_budget_ids(
+    csr: TemporalCSR,
+    seeds: SeedsLike,
+    seed_time=None,
+    num_samples=(),
+    *,
+    time_constrained: bool = True,
+    seed: Optional[int] = None,
+) -> SampledSubgraph:
+    """Budget (HGT-style) sampling of one shared subgraph; see :func:`kernels.sample_budget`.
+
+    Args:
+        csr: the graph's :class:`TemporalCSR`.
+        seeds / seed_time: as in :func:`sample_ids`; several seed types may be mixed.
+        num_samples: nodes to admit per node type per hop (list for every type, or dict
+            per type; missing types: 0; ``-1``: all candidates).
+        time_constrained: admit a node only if its time is ``<=`` the time of the seed
+            through which it was reached, and keep only leakage-free edges.
+        seed: generator seed (``None``: drawn from torch's global RNG).
+
+    Returns:
+        A :class:`SampledSubgraph`; ``batch`` is the index of the seed through which each
+        node was first reached (not an exclusive tree: nodes are shared by all seeds).
+    """
+    budget = resolve_budget(csr, num_samples)
+    types, stype, snode, stau, known = normalize_seeds(csr, seeds, seed_time)
+    return _budget_resolved(csr, budget, bool(time_constrained), types, stype, snode, stau, known, draw_seed(seed))
+
+
+def _budget_resolved(csr, budget, time_constrained, types, stype, snode, stau, known, rng):
+    sc = csr.acquire()
+    try:
+        total = int(csr.node_offset[-1])
+        x = sc.extra
+        if not x:
+            # The budget kernel has its own slot arrays and counter: its stamps must
+            # never collide with those of the tree kernel sharing this scratch set.
+            est = max(256, snode.size * 64)
+            x.update(
+                mslot=np.zeros(total, np.int64), cslot=np.zeros(total, np.int64),
+                nodes=np.empty((4, est), np.int64), ntau=np.empty(est, np.int64),
+                edges=np.empty((5, est), np.int64), counter=1,
+            )  # fmt: skip
+        nodes, nn, ntau, edges, ne, x["counter"] = kernels.sample_budget(
+            stype, snode, stau, rng,
+            csr.timed, csr.node_offset, csr.edge_src, csr.etype_ptr, csr.etype_list,
+            csr.indptr, csr.indptr_offset, csr.adj,
+            budget, time_constrained,
+            x["mslot"], x["cslot"], x["counter"], x["nodes"], x["ntau"], x["edges"],
+        )  # fmt: skip
+        x["nodes"], x["ntau"], x["edges"] = nodes, ntau, edges
+        T, E, L = len(csr.node_types), len(csr.edge_types), budget.shape[1]
+        ncount = np.empty(T * (L + 1), np.int64)
+        ecount = np.empty(E * L, np.int64)
+        kernels.count_bins(nodes, nn, edges, ne, ncount, ecount, L)
+        nbin = np.zeros(ncount.size + 1, np.int64)
+        np.cumsum(ncount, out=nbin[1:])
+        ebin = np.zeros(ecount.size + 1, np.int64)
+        np.cumsum(ecount, out=ebin[1:])
+        type_base = np.ascontiguousarray(nbin[: T * (L + 1) : L + 1])
+        ebase = np.ascontiguousarray(ebin[::L])
+        n_id, batch = np.empty(nn, np.int64), np.empty(nn, np.int64)
+        ei, e_id = np.empty(2 * ne, np.int64), np.empty(ne, np.int64)
+        kernels.scatter(nodes, nn, edges, ne, L, nbin[:-1].copy(), type_base, ebin[:-1].copy(), ebase,
+                        n_id, batch, ei, e_id, np.empty(nn, np.int64))  # fmt: skip
+    finally:
+        csr.release(sc)
+    return _to_subgraph(csr, n_id, batch, ncount.reshape(T, L + 1), ei, e_id, ebase, ecount.reshape(E, L), types, stau, known)
