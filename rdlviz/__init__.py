@@ -15,8 +15,23 @@ layer stay fast.
 from __future__ import annotations
 
 import importlib
+import os
 
 __version__ = "0.1.0"
+
+
+def quick() -> bool:
+    """True in small-budget mode (``RDLVIZ_QUICK=1``), which CI uses to run every notebook."""
+    return os.environ.get("RDLVIZ_QUICK", "").strip().lower() in ("1", "true", "yes")
+
+
+def budget(full, quick_value):
+    """``quick_value`` in small-budget mode (see :func:`quick`), else ``full``.
+
+    Notebooks write their budgets this way, e.g. ``steps = rdlviz.budget(2000, 40)``, so
+    one switch shrinks them for CI and the same notebook runs for real otherwise.
+    """
+    return quick_value if quick() else full
 
 # public name -> module that defines it
 _LAZY = {
@@ -30,14 +45,20 @@ _LAZY = {
     "link_task": "rdlviz.data.tasks",
     "build_graph": "rdlviz.graph.build",
     "Graph": "rdlviz.graph.build",
-    "pretrain": "rdlviz.pretrain.loop",
-    "PretrainRun": "rdlviz.pretrain.loop",
+    "PretrainRun": "rdlviz.pretrain.run",
     "load_backbone": "rdlviz.pretrain.checkpoint",
-    "finetune": "rdlviz.finetune.loop",
+    "FinetuneResult": "rdlviz.finetune.result",
 }
 _SUBMODULES = {"data", "graph", "sampling", "nn", "pretrain", "finetune", "viz", "errors"}
 
-__all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["__version__"]
+__all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["pretrain", "finetune", "quick", "budget", "__version__"]
+
+# ``rdlviz.pretrain`` / ``rdlviz.finetune`` are both a subpackage and the one-call function
+# of that step. Python binds a subpackage as an attribute of its parent when it is first
+# imported, which would shadow a lazily provided function; importing the functions here,
+# after their packages, makes the names mean the functions for good.
+from rdlviz.finetune import finetune  # noqa: E402
+from rdlviz.pretrain import pretrain  # noqa: E402
 
 
 def __getattr__(name: str):

@@ -41,3 +41,69 @@ def lahman():
     import rdlviz
 
     return rdlviz.load("rel-lahman")
+
+
+def make_shop_tables(seed: int = 0):
+    """A small shop database with real structure: customers whose order rate depends on
+    their segment, so 'will this customer order soon' is learnable from the graph."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n_c, n_p = 80, 30
+    segment = rng.choice(["gold", "silver", "bronze"], n_c, p=[0.2, 0.3, 0.5])
+    customers = pd.DataFrame({
+        "customer_id": np.arange(100, 100 + n_c), "age": rng.integers(18, 80, n_c).astype(float),
+        "segment": segment})
+    products = pd.DataFrame({
+        "product_id": np.arange(500, 500 + n_p), "price": rng.gamma(2.0, 20.0, n_p).round(2),
+        "category": rng.choice(["books", "toys", "food"], n_p)})
+    rate = pd.Series(segment).map({"gold": 3.0, "silver": 1.0, "bronze": 0.25}).to_numpy()
+    start, end = pd.Timestamp("2019-01-01"), pd.Timestamp("2022-06-30")
+    days = (end - start).days
+    rows = []
+    for c in range(n_c):
+        n = rng.poisson(rate[c] * days / 30)
+        t = start + pd.to_timedelta(np.sort(rng.integers(0, days, n)), unit="D")
+        for ti in t:
+            rows.append((customers.customer_id[c], products.product_id[rng.integers(n_p)], ti,
+                         float(rng.gamma(2.0, 10.0)), rng.choice(["web", "store"])))
+    orders = pd.DataFrame(rows, columns=["customer_id", "product_id", "ordered_at", "amount", "channel"])
+    orders.insert(0, "order_id", np.arange(len(orders)) * 7 + 3)
+    return {"customers": customers, "products": products, "orders": orders}
+
+
+SHOP_KEYS = dict(
+    pkeys={"customers": "customer_id", "products": "product_id", "orders": "order_id"},
+    fkeys={"orders": {"customer_id": "customers", "product_id": "products"}},
+    time_cols={"orders": "ordered_at"},
+    val_timestamp="2021-07-01", test_timestamp="2022-01-01",
+)
+
+
+def shop_tasks():
+    from rdlviz.data.tasks import entity_task
+
+    return [entity_task(
+        "customer-order", entity_table="customers", entity_col="customer_id", target_col="label",
+        task_type="binary_classification", timedelta="30 days", num_eval_timestamps=4,
+        description="Does the customer order in the next 30 days?",
+        sql="""
+            SELECT t.timestamp, c.customer_id,
+                   CAST(EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.customer_id
+                        AND o.ordered_at > t.timestamp
+                        AND o.ordered_at <= t.timestamp + INTERVAL '{timedelta}') AS INTEGER) AS label
+            FROM timestamps t, customers c
+        """)]
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory):
+    """The shop database as a RelBench dataset (written with rdlviz.data.write_dataset)."""
+    import relbench
+
+    from rdlviz.data.manifest import write_dataset
+
+    out = tmp_path_factory.mktemp("shop") / "shop"
+    write_dataset("shop", make_shop_tables(), out_dir=out, tasks=shop_tasks(), **SHOP_KEYS)
+    return relbench.load_dataset(out)
