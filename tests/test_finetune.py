@@ -1,0 +1,86 @@
+"""Fine-tuning: it learns, probing leaves the backbone alone, no test label is used before
+selection, and runs are reproducible."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import rdlviz
+from rdlviz.errors import ConfigError
+
+FT = dict(epochs=2, batch_size=256, num_neighbors=(8, 4), progress=False,
+          backbone_kwargs=dict(channels=16, encoder_layers=1))
+
+
+@pytest.fixture(scope="module")
+def graph(shop):
+    return rdlviz.build_graph(shop, text="drop")
+
+
+@pytest.fixture(scope="module")
+def run(graph):
+    return rdlviz.pretrain(graph, steps=4, batch_size=16, num_neighbors=(8, 4), channels=16,
+                           encoder_layers=1, eval_every=2, eval_batches=2, progress=False)
+
+
+def test_scratch_beats_a_constant_predictor_on_validation(shop, graph):
+    res = rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, **FT)
+    # A constant predictor has AUROC 0.5; order frequency is visible in the graph.
+    assert res.val["roc_auc"] > 0.6
+    assert set(res.test) >= {"roc_auc"} and 0.0 <= res.test["roc_auc"] <= 1.0
+    assert len(res.history) >= 1 and res.best_epoch in res.history.epoch.tolist()
+    assert res.predictions["val"].shape == (320,)
+
+
+def test_probe_leaves_the_backbone_untouched(shop, graph, run):
+    before = {k: v.clone() for k, v in run.backbone.state_dict().items()}
+    res = rdlviz.finetune(shop, "customer-order", backbone=run, mode="probe", graph=graph, **FT)
+    after = res.model.backbone.state_dict()
+    for k, v in before.items():
+        assert torch.equal(v, after[k]), k
+    # and the run's own backbone was not modified either
+    for k, v in before.items():
+        assert torch.equal(v, run.backbone.state_dict()[k])
+
+
+def test_full_fine_tuning_changes_the_backbone(shop, graph, run):
+    res = rdlviz.finetune(shop, "customer-order", backbone=run, mode="full", graph=graph,
+                          backbone_lr=1e-3, **FT)
+    changed = [k for k, v in run.backbone.state_dict().items()
+               if v.is_floating_point() and not torch.equal(v, res.model.backbone.state_dict()[k])]
+    assert changed
+
+
+def test_same_seed_same_metrics(shop, graph):
+    a = rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, seed=7, **FT)
+    b = rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, seed=7, **FT)
+    assert a.val == b.val and a.test == b.test
+    np.testing.assert_array_equal(a.predictions["test"], b.predictions["test"])
+
+
+def test_test_labels_play_no_part_in_training_or_selection(shop, graph, monkeypatch):
+    task = shop.load_task("customer-order")
+    a = rdlviz.finetune(shop, task, mode="scratch", graph=graph, seed=1, **FT)
+    original = task.get_table
+
+    def shuffled(split, *args, **kwargs):
+        table = original(split, *args, **kwargs)
+        if split == "test" and "label" in table.df:
+            table.df = table.df.assign(label=np.random.default_rng(0).permutation(table.df.label.to_numpy()))
+        return table
+
+    monkeypatch.setattr(task, "get_table", shuffled)
+    b = rdlviz.finetune(shop, task, mode="scratch", graph=graph, seed=1, **FT)
+    assert a.best_epoch == b.best_epoch and a.val == b.val
+    np.testing.assert_array_equal(a.predictions["test"], b.predictions["test"])
+
+
+def test_bad_arguments(shop, graph):
+    with pytest.raises(ConfigError, match="mode"):
+        rdlviz.finetune(shop, "customer-order", mode="nope", graph=graph)
+    with pytest.raises(ConfigError, match="needs a backbone"):
+        rdlviz.finetune(shop, "customer-order", mode="full", graph=graph)
+    with pytest.raises(ValueError, match="not a task"):
+        rdlviz.finetune(shop, "nope", mode="scratch", graph=graph)
