@@ -126,3 +126,23 @@ def test_each_objective_alone(graph):
 def test_bad_config_is_a_clear_error(graph, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         rdlviz.pretrain(graph, **dict(FAST, **kwargs))
+
+
+def test_missing_values_do_not_poison_training(tmp_path):
+    """A missing number must not turn the encoder's weights into NaN (0 * NaN gradients)."""
+    import relbench
+
+    from conftest import SHOP_KEYS, make_shop_tables, shop_tasks
+    from rdlviz.data.manifest import write_dataset
+
+    tables = make_shop_tables(seed=1)
+    tables["orders"].loc[tables["orders"].index[::3], "amount"] = float("nan")
+    tables["customers"].loc[::4, "age"] = float("nan")
+    write_dataset("shop-nan", tables, out_dir=tmp_path / "db", tasks=shop_tasks(), **SHOP_KEYS)
+    graph = rdlviz.build_graph(relbench.load_dataset(tmp_path / "db"), text="drop")
+    assert torch.isnan(graph.data["orders"].tf.feat_dict[next(
+        st for st in graph.data["orders"].tf.feat_dict if st.value == "numerical")]).any()
+    run = rdlviz.pretrain(graph, **dict(FAST, steps=4))
+    assert run.history[["row", "link", "context", "total"]].notna().all().all()
+    for name, p in run.backbone.named_parameters():
+        assert torch.isfinite(p).all(), name

@@ -25,7 +25,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from rdlviz.errors import ConfigError
-from rdlviz.nn.encoders import ROW_ENCODERS
+from rdlviz.nn.encoders import ROW_ENCODERS, stype_encoders
 
 __all__ = ["Backbone", "seed_time_of"]
 
@@ -101,6 +101,7 @@ class Backbone(torch.nn.Module):
             node_to_col_stats=col_stats,
             torch_frame_model_cls=model_cls,
             torch_frame_model_kwargs=kwargs,
+            default_stype_encoder_cls_kwargs=stype_encoders(),
         )
         self.temporal = (
             HeteroTemporalEncoder(self.time_types, channels) if temporal and self.time_types else None

@@ -15,10 +15,37 @@ import torch
 import torch_frame
 from torch import Tensor
 from torch_frame import TensorFrame
-from torch_frame.nn import StypeWiseFeatureEncoder
+from torch_frame import NAStrategy
+from torch_frame.nn import (
+    EmbeddingEncoder,
+    LinearEmbeddingEncoder,
+    LinearEncoder,
+    MultiCategoricalEmbeddingEncoder,
+    StypeWiseFeatureEncoder,
+    TimestampEncoder,
+)
 from torch_frame.nn.models import ResNet
 
-__all__ = ["LinearRowEncoder", "ROW_ENCODERS"]
+__all__ = ["LinearRowEncoder", "ROW_ENCODERS", "stype_encoders"]
+
+
+def stype_encoders() -> Dict[torch_frame.stype, tuple]:
+    """Per-semantic-type cell encoders, as relbench's defaults but with missing values
+    imputed (mean for numbers, median for timestamps).
+
+    Why: with torch_frame's default (no imputation) a missing number becomes NaN inside
+    the encoder; the output is then zeroed by ``nan_to_num``, but the gradient of the
+    encoder's weight is ``0 * NaN = NaN``, and one optimiser step turns the whole
+    encoder into NaN (rel-f1's ``results`` table has tens of thousands of missing
+    numbers). Missing categories already map to their own index.
+    """
+    return {
+        torch_frame.categorical: (EmbeddingEncoder, {}),
+        torch_frame.numerical: (LinearEncoder, {"na_strategy": NAStrategy.MEAN}),
+        torch_frame.multicategorical: (MultiCategoricalEmbeddingEncoder, {}),
+        torch_frame.embedding: (LinearEmbeddingEncoder, {}),
+        torch_frame.timestamp: (TimestampEncoder, {"na_strategy": NAStrategy.MEDIAN_TIMESTAMP}),
+    }
 
 
 class LinearRowEncoder(torch.nn.Module):
@@ -50,6 +77,9 @@ class LinearRowEncoder(torch.nn.Module):
         num_layers: int = 1,
     ) -> None:
         super().__init__()
+        if stype_encoder_dict is None:
+            stype_encoder_dict = {st: cls(**kw) for st, (cls, kw) in stype_encoders().items()
+                                  if st in col_names_dict}
         self.encoder = StypeWiseFeatureEncoder(
             out_channels=channels,
             col_stats=col_stats,
