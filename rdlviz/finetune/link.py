@@ -30,20 +30,22 @@ __all__ = ["finetune_link"]
 
 
 def _embed(backbone, graph, table: str, nodes: torch.Tensor, times: torch.Tensor, num_neighbors,
-           temporal_strategy: str, seed: int, batch_size: int = 1024) -> torch.Tensor:
+           temporal_strategy: str, seed: int, device="cpu", batch_size: int = 1024) -> torch.Tensor:
     out = []
     loader = NeighborLoader(graph.data, num_neighbors=list(num_neighbors), input_nodes=(table, nodes),
                             input_time=times, batch_size=batch_size, shuffle=False,
-                            temporal_strategy=temporal_strategy, seed=seed)
+                            temporal_strategy=temporal_strategy, seed=seed,
+                            transform=lambda b: b.to(device))
     for batch in loader:
         out.append(backbone(batch)[table][: batch[table].batch_size])
-    return torch.cat(out) if out else torch.zeros(0, backbone.channels)
+    return torch.cat(out) if out else torch.zeros(0, backbone.channels, device=device)
 
 
 def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, batch_size: int,
                   num_neighbors: Sequence[int], temporal_strategy: str, lr: float,
                   backbone_lr: Optional[float], patience: int, max_steps_per_epoch: Optional[int],
-                  backbone_kwargs: Optional[Dict[str, Any]], seed: int, progress: bool) -> FinetuneResult:
+                  backbone_kwargs: Optional[Dict[str, Any]], seed: int, progress: bool,
+                  device="cpu") -> FinetuneResult:
     """Train and evaluate a two-tower model on a link task (see the module docstring)."""
     from rdlviz.finetune.loop import _resolve_backbone
 
@@ -53,6 +55,7 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
     defaults.update(backbone_kwargs or {})
     net = _resolve_backbone(backbone, graph, mode, defaults)
     head = MLPHead(net.channels, net.channels, num_layers=2)
+    net.to(device), head.to(device)
     if mode == "probe":
         for p in net.parameters():
             p.requires_grad_(False)
@@ -71,7 +74,7 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
         params.append({"params": net.parameters(), "lr": backbone_lr if backbone_lr is not None else lr})
     opt = torch.optim.Adam(params)
     gen = torch.Generator().manual_seed(seed)
-    kw = dict(num_neighbors=num_neighbors, temporal_strategy=temporal_strategy)
+    kw = dict(num_neighbors=num_neighbors, temporal_strategy=temporal_strategy, device=device)
 
     @torch.no_grad()
     def rank(table_df: pd.DataFrame) -> np.ndarray:
@@ -87,7 +90,7 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
             h_src = head(_embed(net, graph, src_t, src, torch.full((len(rows),), int(t), dtype=torch.long),
                                 seed=seed, **kw))
             k = min(task.eval_k, n_dst)
-            top = (h_src @ h_dst.T).topk(k, dim=1).indices.numpy()
+            top = (h_src @ h_dst.T).topk(k, dim=1).indices.cpu().numpy()
             pred[rows, :k] = top
         return pred
 

@@ -147,6 +147,7 @@ def finetune(
     backbone_kwargs: Optional[Dict[str, Any]] = None,
     seed: int = 0,
     progress: bool = True,
+    device: Union[str, torch.device] = "cpu",
 ) -> FinetuneResult:
     """Fine-tune (or probe, or train from scratch) a backbone on a RelBench task.
 
@@ -171,6 +172,7 @@ def finetune(
             ``len(num_neighbors)`` layers).
         seed: makes the run reproducible.
         progress: show progress bars.
+        device: where the model runs (``"cpu"``, ``"cuda"``); sampling stays on the CPU.
 
     Returns:
         :class:`~rdlviz.finetune.result.FinetuneResult`.
@@ -215,7 +217,7 @@ def finetune(
                              batch_size=batch_size, num_neighbors=num_neighbors,
                              temporal_strategy=temporal_strategy, lr=lr, backbone_lr=backbone_lr,
                              patience=patience, max_steps_per_epoch=max_steps_per_epoch,
-                             backbone_kwargs=backbone_kwargs, seed=seed, progress=progress)
+                             backbone_kwargs=backbone_kwargs, seed=seed, progress=progress, device=device)
 
     t_start = time.perf_counter()
     torch.manual_seed(seed)
@@ -235,7 +237,7 @@ def finetune(
         with torch.no_grad():
             last = [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1]
             last.bias.fill_(float(np.median(y_train)))
-    model = _EntityModel(net, head, task.entity_table)
+    model = _EntityModel(net, head, task.entity_table).to(device)
     metric = {"binary": "roc_auc", "regression": "mae", "multiclass": "accuracy"}[kind]
     higher = kind != "regression"
 
@@ -244,7 +246,8 @@ def finetune(
         return NeighborLoader(graph.data, num_neighbors=list(num_neighbors),
                               input_nodes=(task.entity_table, nodes), input_time=times,
                               batch_size=batch_size, shuffle=shuffle,
-                              temporal_strategy=temporal_strategy, seed=seed * 1000 + epoch)
+                              temporal_strategy=temporal_strategy, seed=seed * 1000 + epoch,
+                              transform=lambda b: b.to(device))
 
     @torch.no_grad()
     def embed(split: str) -> torch.Tensor:
@@ -258,8 +261,8 @@ def finetune(
     def predict(split: str, frozen: Optional[torch.Tensor] = None) -> np.ndarray:
         model.eval()
         if frozen is not None:
-            return _to_pred(kind, head(frozen))
-        return np.concatenate([_to_pred(kind, model(b)) for b in loader(split, shuffle=False)])
+            return _to_pred(kind, head(frozen).cpu())
+        return np.concatenate([_to_pred(kind, model(b).cpu()) for b in loader(split, shuffle=False)])
 
     history, best, best_state, best_epoch, bad = [], None, None, 0, 0
     t_train = t_eval = 0.0
@@ -279,7 +282,7 @@ def finetune(
             bad += 1
         return bad >= patience
 
-    y_t = {s: torch.from_numpy(np.asarray(splits[s][2], dtype=np.float64)) for s in ("train", "val")}
+    y_t = {s: torch.from_numpy(np.asarray(splits[s][2], dtype=np.float64)).to(device) for s in ("train", "val")}
     frozen = None
     if mode == "probe" or probe_epochs > 0:
         # The backbone is fixed while only the head trains: embed every seed once.
@@ -294,7 +297,7 @@ def finetune(
         for epoch in range(1, n_probe + 1):
             t0 = time.perf_counter()
             head.train()
-            perm = torch.randperm(len(frozen["train"]), generator=gen)
+            perm = torch.randperm(len(frozen["train"]), generator=gen).to(device)
             total = 0.0
             for i in range(0, len(perm), batch_size):
                 idx = perm[i:i + batch_size]
@@ -324,7 +327,7 @@ def finetune(
             for i, batch in enumerate(bar):
                 if i >= n_steps:
                     break
-                y = y_t["train"][batch[task.entity_table].input_id]
+                y = y_t["train"][batch[task.entity_table].input_id.to(device)]
                 loss = _loss(kind, model(batch), y)
                 opt.zero_grad()
                 loss.backward()

@@ -39,6 +39,7 @@ def embed_rows(
     batch_size: int = 1024,
     seed: int = 0,
     progress: bool = False,
+    device=None,
 ) -> torch.Tensor:
     """Embed rows of ``table``.
 
@@ -49,6 +50,7 @@ def embed_rows(
         nodes: row indices (default: all rows).
         times: seed times in unix seconds (default: :func:`default_times`).
         num_neighbors: temporal fan-out per hop.
+        device: where to run (default: the backbone's device). The result is on the CPU.
 
     Returns:
         ``Tensor[len(nodes), channels]``.
@@ -64,13 +66,16 @@ def embed_rows(
     nodes = torch.as_tensor(nodes, dtype=torch.long)
     if times is None:
         times = default_times(graph, table, nodes)
+    if device is None:
+        device = next(backbone.parameters()).device
     was_training = backbone.training
     backbone.eval()
     out = []
     loader = NeighborLoader(data, num_neighbors=list(num_neighbors), input_nodes=(table, nodes),
                             input_time=torch.as_tensor(times, dtype=torch.long),
-                            batch_size=batch_size, shuffle=False, seed=seed)
+                            batch_size=batch_size, shuffle=False, seed=seed,
+                            transform=lambda b: b.to(device))
     for batch in tqdm(loader, desc=f"embed {table}", disable=not progress, leave=False):
-        out.append(backbone(batch)[table][: batch[table].batch_size])
+        out.append(backbone(batch)[table][: batch[table].batch_size].cpu())
     backbone.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, backbone.channels)

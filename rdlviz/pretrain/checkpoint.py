@@ -81,10 +81,10 @@ def save_checkpoint(path: Union[str, Path], *, backbone, objectives=None, optimi
     """Write a checkpoint folder (see the module docstring)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous() for k, v in backbone.state_dict().items()},
+    save_file({k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()},
               str(path / "backbone.safetensors"))
     if objectives is not None:
-        state = {k: v.detach().contiguous() for k, v in objectives.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in objectives.state_dict().items()}
         if state:
             save_file(state, str(path / "objectives.safetensors"))
     if optimizer is not None:

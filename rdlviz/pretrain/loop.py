@@ -106,6 +106,7 @@ class _Stepper:
         self.graph, self.cfg, self.pool = graph, cfg, pool
         self.backbone, self.objectives, self.corruption = backbone, objectives, corruption
         self.need_view = any(o in objectives for o in ("row", "reconstruction"))
+        self.device = torch.device(cfg["device"])
         self.timer = {"sample": 0.0, "forward": 0.0, "backward": 0.0}
 
     def draw(self, split: str, key: int):
@@ -115,10 +116,10 @@ class _Stepper:
         batch = sample(
             self.graph.data, (table, nodes), times, num_neighbors=self.cfg["num_neighbors"],
             temporal_strategy=self.cfg["temporal_strategy"], seed=key,
-        )
+        ).to(self.device)
         view = mask = None
         if self.need_view:
-            g = torch.Generator().manual_seed(key)
+            g = torch.Generator(device=self.device).manual_seed(key)
             view, mask = self.corruption(
                 {t: batch[t].tf for t in batch.node_types if "tf" in batch[t]},
                 generator=g, return_mask=True)
@@ -178,6 +179,7 @@ def pretrain(
     callbacks: Iterable[Any] = (),
     progress: bool = True,
     resume_from=None,
+    device: Union[str, torch.device] = "cpu",
 ) -> PretrainRun:
     """Pretrain a backbone on ``graph`` with row / link / context contrast.
 
@@ -210,6 +212,7 @@ def pretrain(
         progress: show a ``tqdm`` progress bar.
         resume_from: a checkpoint folder written by ``run.save``; training continues
             from its step with its optimiser state, up to ``steps``.
+        device: where the model runs (``"cpu"``, ``"cuda"``); sampling stays on the CPU.
 
     Returns:
         A :class:`~rdlviz.pretrain.run.PretrainRun`.
@@ -234,7 +237,7 @@ def pretrain(
         seed_tables=list(seed_tables) if seed_tables is not None else None,
         seed_weighting=seed_weighting, val_fraction=float(val_fraction),
         eval_every=int(eval_every), eval_batches=int(eval_batches), patience=int(patience),
-        grad_clip=grad_clip, seed=int(seed),
+        grad_clip=grad_clip, seed=int(seed), device=str(device),
     )
     _validate(cfg, graph)
     data = graph.data
@@ -245,6 +248,7 @@ def pretrain(
                         aggr=aggr, encoder=encoder, encoder_layers=cfg["encoder_layers"],
                         temporal=cfg["temporal"])
     heads = _build_objectives(cfg, data)
+    backbone.to(device), heads.to(device)
     params = list(backbone.parameters()) + list(heads.parameters())
     optimizer = torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     history: List[Dict[str, Any]] = []
@@ -262,13 +266,14 @@ def pretrain(
             raise ConfigError(f"resume_from was trained with {keep}; pass the same values")
         # The model continues from its *last* state; the best state so far stays the
         # early-stopping reference.
-        last = load_file(str(resume_from) + "/last.safetensors")
-        backbone.load_state_dict(load_file(str(resume_from) + "/backbone.safetensors"))
-        heads.load_state_dict(load_file(str(resume_from) + "/objectives.safetensors"))
+        last = load_file(str(resume_from) + "/last.safetensors", device=str(device))
+        backbone.load_state_dict(load_file(str(resume_from) + "/backbone.safetensors", device=str(device)))
+        heads.load_state_dict(load_file(str(resume_from) + "/objectives.safetensors", device=str(device)))
         resumed_best = (copy.deepcopy(backbone.state_dict()), copy.deepcopy(heads.state_dict()))
         backbone.load_state_dict({k[9:]: v for k, v in last.items() if k.startswith("backbone.")})
         heads.load_state_dict({k[11:]: v for k, v in last.items() if k.startswith("objectives.")})
-        optimizer.load_state_dict(torch.load(str(resume_from) + "/optimizer.pt", weights_only=False))
+        optimizer.load_state_dict(torch.load(str(resume_from) + "/optimizer.pt", weights_only=False,
+                                             map_location=device))
         prog = ck["progress"]
         start_step, best_step = int(prog["step"]), int(prog["best_step"])
         best_val = float(prog["best_val"])
@@ -352,8 +357,8 @@ def pretrain(
     finally:
         bar.close()
 
-    last_state = {**{f"backbone.{k}": v.detach().clone() for k, v in backbone.state_dict().items()},
-                  **{f"objectives.{k}": v.detach().clone() for k, v in heads.state_dict().items()}}
+    last_state = {**{f"backbone.{k}": v.detach().cpu().clone() for k, v in backbone.state_dict().items()},
+                  **{f"objectives.{k}": v.detach().cpu().clone() for k, v in heads.state_dict().items()}}
     if best_step > 0:
         backbone.load_state_dict(best_state[0])
         heads.load_state_dict(best_state[1])
