@@ -44,56 +44,91 @@ def _health(backbone, graph, table: str, n: int = 2000) -> Dict[str, float]:
             "uniformity": round(float(uniformity(torch.nn.functional.normalize(z, dim=-1))), 3)}
 
 
+def run_seed(db, graph, tasks: Sequence[str], seed: int, pre: dict, ft: dict, device: str = "cpu") -> dict:
+    """Pretrain once with ``seed``, then train every variant of every task: one record."""
+    rec = {"seed": seed, "runs": [], "health": [], "pretrain": {}}
+    t0 = time.perf_counter()
+    run = rdlviz.pretrain(graph, seed=seed, progress=False, device=device, **pre)
+    rec["pretrain"] = {"seconds": time.perf_counter() - t0, "steps": run.step, "best_step": run.best_step,
+                       "stopped": run.stopped, "val": run.final_losses("val")}
+    print(f"[seed {seed}] {run}", flush=True)
+    torch.manual_seed(10_000 + seed)
+    random_backbone = Backbone(graph.data, graph.col_stats, **run.backbone.config()).to(device)
+    tables = sorted({getattr(db.load_task(t), "entity_table", None) for t in tasks} - {None})
+    for table in tables:
+        rec["health"].append({"seed": seed, "table": table, "pretrained": _health(run.backbone, graph, table),
+                              "random": _health(random_backbone, graph, table)})
+    for task in tasks:
+        for variant in VARIANTS:
+            mode = {"scratch": "scratch", "probe": "probe", "finetune": "full", "random_probe": "probe"}[variant]
+            backbone = random_backbone if variant == "random_probe" else run
+            kw = dict(ft)
+            if variant != "finetune":
+                kw.pop("backbone_lr", None)
+                kw.pop("probe_epochs", None)
+            res = rdlviz.finetune(db, task, backbone=backbone, mode=mode, graph=graph, seed=seed,
+                                  progress=False, device=device, **kw)
+            rec["runs"].append({"task": task, "variant": variant, "metric": res.metric,
+                                "higher_is_better": res.higher_is_better, "test": res.test_score,
+                                "val": res.val[res.metric], "seconds": res.seconds["total"],
+                                "best_epoch": res.best_epoch})
+            print(f"  {task:24s} {variant:12s} val {res.val[res.metric]:.4f} test {res.test_score:.4f} "
+                  f"({res.seconds['total']:.0f}s)", flush=True)
+    return rec
+
+
+def summarize(db_name: str, records: Sequence[dict], config: dict, machine: dict, notes: str = "") -> dict:
+    """The results file (documented shape) from per-seed records."""
+    records = sorted(records, key=lambda r: r["seed"])
+    out = {"database": db_name, "seeds": [r["seed"] for r in records], "machine": machine,
+           "config": config, "notes": notes,
+           "phase_seconds_mean": {"pretrain": round(float(np.mean([r["pretrain"]["seconds"] for r in records])), 1)},
+           "pretrain": [dict(seed=r["seed"], **r["pretrain"]) for r in records],
+           "health": [h for r in records for h in r["health"]], "tasks": {}}
+    runs = [dict(x) for r in records for x in r["runs"]]
+    for v in VARIANTS:
+        secs = [x["seconds"] for x in runs if x["variant"] == v]
+        if secs:
+            out["phase_seconds_mean"][v] = round(float(np.mean(secs)), 1)
+    for task in dict.fromkeys(x["task"] for x in runs):
+        first = next(x for x in runs if x["task"] == task)
+        t = out["tasks"][task] = {"metric": first["metric"], "higher_is_better": first["higher_is_better"],
+                                  "variants": {}}
+        for v in VARIANTS:
+            rs = [x for x in runs if x["task"] == task and x["variant"] == v]
+            xs = [x["test"] for x in rs]
+            t["variants"][v] = {"mean": float(np.mean(xs)),
+                                "std": float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0,
+                                "per_seed": xs, "val_per_seed": [x["val"] for x in rs],
+                                "seconds": float(np.mean([x["seconds"] for x in rs]))}
+    return out
+
+
 def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: dict, ft: dict,
-                 text: str = "hash", out_name: str = None, notes: str = "") -> dict:
+                 text: str = "hash", out_name: str = None, notes: str = "", device: str = "cpu",
+                 partial_dir: str = None) -> dict:
     db = rdlviz.load(db_name)
     graph = rdlviz.build_graph(db, text=text)
-    per: Dict[str, Dict[str, List[dict]]] = {t: {v: [] for v in VARIANTS} for t in tasks}
-    phases = {"pretrain": [], **{f"{v}": [] for v in VARIANTS}}
-    health = []
-    metric_info = {}
+    config = {"pretrain": pre, "finetune": ft, "text": text, "device": device}
+    records = []
     for seed in seeds:
-        t0 = time.perf_counter()
-        run = rdlviz.pretrain(graph, seed=seed, progress=False, **pre)
-        phases["pretrain"].append(time.perf_counter() - t0)
-        print(f"[seed {seed}] {run}", flush=True)
-        torch.manual_seed(10_000 + seed)
-        random_backbone = Backbone(graph.data, graph.col_stats, **run.backbone.config())
-        for table in {db.load_task(t).entity_table for t in tasks if hasattr(db.load_task(t), "entity_table")}:
-            health.append({"seed": seed, "table": table, "pretrained": _health(run, graph, table),
-                           "random": _health(random_backbone, graph, table)})
-        for task in tasks:
-            for variant in VARIANTS:
-                mode = {"scratch": "scratch", "probe": "probe", "finetune": "full",
-                        "random_probe": "probe"}[variant]
-                backbone = random_backbone if variant == "random_probe" else run
-                kw = dict(ft)
-                if variant != "finetune":
-                    kw.pop("backbone_lr", None)
-                    kw.pop("probe_epochs", None)
-                res = rdlviz.finetune(db, task, backbone=backbone, mode=mode, graph=graph, seed=seed,
-                                      progress=False, **kw)
-                metric_info[task] = (res.metric, res.higher_is_better)
-                per[task][variant].append({"test": res.test_score, "val": res.val[res.metric],
-                                           "seconds": res.seconds["total"], "best_epoch": res.best_epoch})
-                phases[variant].append(res.seconds["total"])
-                print(f"  {task:24s} {variant:12s} val {res.val[res.metric]:.4f} test {res.test_score:.4f} "
-                      f"({res.seconds['total']:.0f}s)", flush=True)
-    out = {"database": db_name, "seeds": list(seeds), "machine": _common.machine(),
-           "config": {"pretrain": pre, "finetune": ft, "text": text}, "notes": notes,
-           "phase_seconds_mean": {k: round(float(np.mean(v)), 1) for k, v in phases.items() if v},
-           "health": health, "tasks": {}}
-    for task in tasks:
-        metric, higher = metric_info[task]
-        out["tasks"][task] = {"metric": metric, "higher_is_better": higher, "variants": {}}
-        for v in VARIANTS:
-            xs = [r["test"] for r in per[task][v]]
-            out["tasks"][task]["variants"][v] = {
-                "mean": float(np.mean(xs)), "std": float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0,
-                "per_seed": xs, "val_per_seed": [r["val"] for r in per[task][v]],
-                "seconds": float(np.mean([r["seconds"] for r in per[task][v]]))}
-    name = out_name or db_name
-    _common.write(name, out, markdown(out))
+        rec = run_seed(db, graph, tasks, seed, pre, ft, device=device)
+        records.append(rec)
+        if partial_dir:  # one file per seed, so a long protocol can run in pieces
+            os.makedirs(partial_dir, exist_ok=True)
+            with open(os.path.join(partial_dir, f"{out_name or db_name}-seed{seed}.json"), "w") as f:
+                json.dump({"record": rec, "config": config, "machine": _common.machine()}, f, default=str)
+    out = summarize(db_name, records, config, _common.machine(), notes)
+    _common.write(out_name or db_name, out, markdown(out))
+    print(markdown(out))
+    return out
+
+
+def merge(files: Sequence[str], db_name: str, out_name: str, notes: str = "") -> dict:
+    """Combine per-seed files written with ``--partial-dir`` into the results file."""
+    parts = [json.load(open(f)) for f in files]
+    out = summarize(db_name, [p["record"] for p in parts], parts[0]["config"], parts[0]["machine"], notes)
+    _common.write(out_name, out, markdown(out))
     print(markdown(out))
     return out
 
@@ -137,6 +172,8 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
     p.add_argument("--steps", type=int, default=2000, help="max pretraining steps (early stopping)")
     p.add_argument("--channels", type=int, default=128)
     p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--patience", type=int, default=5, help="fine-tuning early stopping (epochs)")
+    p.add_argument("--pretrain-patience", type=int, default=5, help="pretraining early stopping (evaluations)")
     p.add_argument("--max-steps-per-epoch", type=int, default=None)
     p.add_argument("--num-neighbors", type=int, nargs="+", default=[128, 64])
     p.add_argument("--pretrain-neighbors", type=int, nargs="+", default=[16, 8])
@@ -144,10 +181,19 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
     p.add_argument("--probe-epochs", type=int, default=3, help="LP-FT head-only epochs before fine-tuning")
     p.add_argument("--text", default="hash")
     p.add_argument("--out", default=db_name)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (sampling always runs on the CPU)")
+    p.add_argument("--partial-dir", help="also write one JSON per seed here")
+    p.add_argument("--merge", nargs="+", help="combine per-seed JSON files instead of running")
+    p.add_argument("--notes", default="", help="added to the results (e.g. where it ran)")
     a = p.parse_args()
     pre = dict(steps=a.steps, channels=a.channels, num_neighbors=tuple(a.pretrain_neighbors))
     ft = dict(epochs=a.epochs, max_steps_per_epoch=a.max_steps_per_epoch, num_neighbors=tuple(a.num_neighbors),
               backbone_lr=a.backbone_lr, probe_epochs=a.probe_epochs)
     script = os.path.basename(sys.argv[0])
-    run_protocol(db_name, a.tasks, a.seeds, pre, ft, text=a.text, out_name=a.out,
-                 notes=f"Command: `python benchmarks/{script} {' '.join(sys.argv[1:])}`")
+    notes = f"Command: `python benchmarks/{script} {' '.join(sys.argv[1:])}`. {a.notes}".strip()
+    if a.merge:
+        merge(a.merge, db_name, a.out, notes=a.notes)
+        return
+    p_ = dict(patience=a.pretrain_patience)
+    run_protocol(db_name, a.tasks, a.seeds, {**pre, **p_}, {**ft, "patience": a.patience}, text=a.text,
+                 out_name=a.out, notes=notes, device=a.device, partial_dir=a.partial_dir)

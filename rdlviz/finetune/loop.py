@@ -235,8 +235,7 @@ def finetune(
     if kind == "regression":
         # Start the head at the training mean: L1 from a sensible offset converges faster.
         with torch.no_grad():
-            last = [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1]
-            last.bias.fill_(float(np.median(y_train)))
+            head.mlp.lins[-1].bias.fill_(float(np.median(y_train)))
     model = _EntityModel(net, head, task.entity_table).to(device)
     metric = {"binary": "roc_auc", "regression": "mae", "multiclass": "accuracy"}[kind]
     higher = kind != "regression"
