@@ -146,3 +146,25 @@ def test_missing_values_do_not_poison_training(tmp_path):
     assert run.history[["row", "link", "context", "total"]].notna().all().all()
     for name, p in run.backbone.named_parameters():
         assert torch.isfinite(p).all(), name
+
+
+def test_checkpoint_with_timestamp_columns_in_several_tables(tmp_path):
+    """torch_frame shares a buffer between the timestamp encoders of different tables;
+    saving must still work and round-trip."""
+    import relbench
+
+    from conftest import SHOP_KEYS, make_shop_tables, shop_tasks
+    from rdlviz.data.manifest import write_dataset
+
+    tables = make_shop_tables(seed=2)
+    tables["customers"]["signed_up"] = pd.Timestamp("2018-01-01") + pd.to_timedelta(
+        range(len(tables["customers"])), unit="D")
+    write_dataset("shop-ts", tables, out_dir=tmp_path / "db", tasks=shop_tasks(), **SHOP_KEYS)
+    graph = rdlviz.build_graph(relbench.load_dataset(tmp_path / "db"), text="drop")
+    with_ts = [t for t in graph.node_types if any(st.value == "timestamp" for st in graph.data[t].tf.col_names_dict)]
+    assert len(with_ts) >= 2
+    run = rdlviz.pretrain(graph, **dict(FAST, steps=2, eval_every=2))
+    run.save(tmp_path / "ck")
+    restored = rdlviz.load_backbone(tmp_path / "ck", graph)
+    for k, v in run.backbone.state_dict().items():
+        assert torch.equal(v, restored.state_dict()[k]), k

@@ -76,15 +76,20 @@ def schema_diff(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:
     return out
 
 
+def _owned(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """CPU copies that share no memory: torch_frame's timestamp encoders of different
+    tables share one constant buffer, which safetensors refuses to write twice."""
+    return {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
+
+
 def save_checkpoint(path: Union[str, Path], *, backbone, objectives=None, optimizer=None,
                     config: Dict[str, Any]) -> Path:
     """Write a checkpoint folder (see the module docstring)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()},
-              str(path / "backbone.safetensors"))
+    save_file(_owned(backbone.state_dict()), str(path / "backbone.safetensors"))
     if objectives is not None:
-        state = {k: v.detach().cpu().contiguous() for k, v in objectives.state_dict().items()}
+        state = _owned(objectives.state_dict())
         if state:
             save_file(state, str(path / "objectives.safetensors"))
     if optimizer is not None:
