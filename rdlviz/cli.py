@@ -29,8 +29,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 __all__ = ["main"]
 
 #: The demo's budget: small enough to finish in a few minutes on a 2-core laptop.
-DEMO = dict(task="player-allstar", steps=300, eval_every=50, epochs=6, channels=64,
-            num_neighbors=(16, 8), max_steps_per_epoch=40, batch_size=256)
+DEMO = dict(task="player-allstar", steps=150, eval_every=30, epochs=4, channels=64,
+            num_neighbors=(8, 4), max_steps_per_epoch=12, batch_size=256, encoder_layers=2,
+            text="hash")
 
 
 def _graph(db, text: str):
@@ -122,7 +123,8 @@ def cmd_demo(a) -> None:
     print(graph)
     print(f"[3/5] pretraining (row + link + context contrast), {a.steps} steps at most")
     run = rdlviz.pretrain(graph, steps=a.steps, eval_every=DEMO["eval_every"],
-                          channels=DEMO["channels"], num_neighbors=DEMO["num_neighbors"], seed=a.seed)
+                          channels=DEMO["channels"], num_neighbors=DEMO["num_neighbors"],
+                          encoder_layers=DEMO["encoder_layers"], seed=a.seed)
     print(run)
     run.save(out / "checkpoint")
     print(f"[4/5] fine-tuning '{a.task}': from scratch and from the pretrained backbone")
@@ -170,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--task", default=DEMO["task"])
     d.add_argument("--steps", type=int, default=DEMO["steps"])
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--text", default="minilm", choices=["minilm", "hash", "drop"])
+    d.add_argument("--text", default=DEMO["text"], choices=["minilm", "hash", "drop"],
+                   help="text columns: hash (default here: fast), minilm (the packaged sentence model)")
     d.set_defaults(fn=cmd_demo)
 
     data = sub.add_parser("data", help="database commands")
