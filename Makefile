@@ -27,8 +27,9 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
 	  || echo "could not install chromium: browser tests will fail"; }
 
+# The tests, then every tutorial and notebook top to bottom in small-budget mode.
 test: $(STAMP) browser
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 RDLVIZ_QUICK=1 $(BIN)/python -m pytest -q tests --nbmake --nbmake-timeout=600 tutorials notebooks
 
 lab: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/jupyter lab tutorials/
