@@ -17,7 +17,7 @@ from torch_geometric.data import HeteroData
 
 from rdlviz.errors import ConfigError
 from rdlviz.sampling import BudgetLoader, NeighborLoader, TemporalCSR, sample, sample_budget
-from rdlviz.sampling.sampler import sample_budget_ids, sample_ids
+from rdlviz.sampling.sampler import sample_budget_ids
 
 HYPO = settings(max_examples=40, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -360,7 +360,8 @@ def test_same_seed_gives_identical_batches_across_threads_and_workers():
 
     kw = dict(batch_size=64, shuffle=True, seed=5)
     one = list(NeighborLoader(d, [6, 3], ("a", None), **kw))
-    for other in (NeighborLoader(d, [6, 3], ("a", None), num_threads=2, **kw),
+    for other in (NeighborLoader(d, [6, 3], ("a", None), num_threads=2, **kw),  # pipelined
+                  NeighborLoader(d, [6, 3], ("a", None), num_threads=3, **kw),  # + 2 sampling threads
                   NeighborLoader(d, [6, 3], ("a", None), num_workers=2, **kw)):
         batches = list(other)
         assert len(batches) == len(one) == 5
@@ -389,7 +390,7 @@ def test_seed_none_follows_torch_manual_seed():
 def test_loader_matches_pyg_conventions():
     d = random_graph()
     times = torch.full((300,), 500_000)
-    loader = NeighborLoader(d, [5, 2], ("a", None), input_time=times, batch_size=128, drop_last=True)
+    loader = NeighborLoader(d, [5, 2], "a", input_time=times, batch_size=128, drop_last=True)
     assert len(loader) == 2
     assert len(NeighborLoader(d, [5, 2], ("a", None), batch_size=128)) == 3
     batch = next(iter(loader))
@@ -457,16 +458,23 @@ def check_budget_batch(spec, out, seeds, taus, budget, constrained=True):
             for w in got:  # reached through a node of the seed it is attributed to
                 assert any(orig[u] == orig[w] and w in admissible(et, u)
                            for u in before for et in spec.edges if et[2] == u[0])
-    # edges exist and carry nothing newer than the receiving node's seed time
+    # edges: exactly the graph's edges between sampled nodes that carry nothing newer
+    # than the receiving node's seed time
     for et in out.edge_types:
         ei, eid = out[et].edge_index, out[et].e_id.tolist()
+        got = Counter()
         for k in range(len(eid)):
             s, d = rows[(et[0], int(ei[0, k]))], rows[(et[2], int(ei[1, k]))]
             assert spec.edges[et][eid[k]] == (s, d)
-            if constrained:
-                assert tau_of[(et[0], s)] <= tau_of[(et[2], d)]
-                if spec.timed(et[0]):
-                    assert spec.time[et[0]][s] <= tau_of[(et[2], d)]
+            got[eid[k]] += 1
+        want = Counter()
+        for i, (s, d) in enumerate(spec.edges[et]):
+            if (et[0], s) in hop and (et[2], d) in hop:
+                if constrained and (tau_of[(et[0], s)] > tau_of[(et[2], d)] or (
+                        spec.timed(et[0]) and spec.time[et[0]][s] > tau_of[(et[2], d)])):
+                    continue
+                want[i] += 1
+        assert got == want, et
 
 
 @HYPO
@@ -499,10 +507,12 @@ def test_budget_loader_mixes_seed_types_and_is_reproducible():
     kw = dict(batch_size=40, shuffle=True, seed=2)
     inputs = {"a": None, "c": torch.arange(100)}
     one = list(BudgetLoader(d, [8, 8], inputs, **kw))
-    two = list(BudgetLoader(d, [8, 8], inputs, num_workers=2, **kw))
-    assert len(one) == len(two) == 10
-    for x, y in zip(one, two):
-        assert_same_batch(x, y)
+    for other in (BudgetLoader(d, [8, 8], inputs, num_workers=2, **kw),
+                  BudgetLoader(d, [8, 8], inputs, num_threads=2, **kw)):
+        batches = list(other)
+        assert len(one) == len(batches) == 10
+        for x, y in zip(one, batches):
+            assert_same_batch(x, y)
     mixed = next(b for b in one if "input_id" in b["a"] and "input_id" in b["c"])
     na, nc = mixed["a"].batch_size, mixed["c"].batch_size
     assert na + nc == 40 and mixed.seed_time.numel() == 40

@@ -148,38 +148,3 @@ _NUMPY_DTYPES = {
     torch.int64, torch.uint8, torch.bool, torch.complex64, torch.complex128,
 }  # fmt: skip
 
-
-def pack_shared(batch: HeteroData) -> HeteroData:
-    """Move every CPU tensor of ``batch`` (TensorFrame features included) into one
-    shared-memory block, in place.
-
-    A worker process hands batches to the main process through shared memory; one block
-    per batch costs one segment instead of one per tensor (a batch has dozens).
-    """
-    items = []
-    for store in batch.stores:
-        for key, value in store._mapping.items():
-            if isinstance(value, Tensor):
-                items.append((store._mapping, key, value))
-            elif isinstance(value, TensorFrame):
-                for st, feat in value.feat_dict.items():
-                    if isinstance(feat, Tensor):
-                        items.append((value.feat_dict, st, feat))
-    items = [it for it in items if it[2].device.type == "cpu" and not it[2].is_shared()]
-    offsets, total = [], 0
-    for _, _, x in items:
-        total = (total + 63) // 64 * 64  # keep every view aligned for its dtype
-        offsets.append(total)
-        total += x.numel() * x.element_size()
-    if not items:
-        return batch
-    block = torch.empty(total, dtype=torch.uint8).share_memory_()
-    for (container, key, x), off in zip(items, offsets):
-        n = x.numel() * x.element_size()
-        view = block[off : off + n].view(x.dtype).view(x.shape)
-        if x.dtype in _NUMPY_DTYPES and not x.requires_grad:
-            np.copyto(view.numpy(), x.numpy())  # single-threaded, see _take
-        else:
-            view.copy_(x)
-        container[key] = view
-    return batch

@@ -27,7 +27,7 @@ from rdlviz.errors import ConfigError
 from rdlviz.sampling.batch import to_hetero_data
 from rdlviz.sampling.csr import TemporalCSR
 from rdlviz.sampling.loader import BaseLoader, SeedPool, parse_input_nodes
-from rdlviz.sampling.sampler import _budget_resolved, draw_seed, normalize_seeds, resolve_budget
+from rdlviz.sampling.sampler import _budget_resolved, check_threads, draw_seed, normalize_seeds, resolve_budget
 
 __all__ = ["sample_budget", "BudgetLoader"]
 
@@ -120,9 +120,7 @@ class BudgetLoader(BaseLoader):
         self.num_samples = num_samples
         self.budget = resolve_budget(self.csr, num_samples)
         self.time_constrained = bool(time_constrained)
-        if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
-            raise ConfigError(f"num_threads must be an int >= 1, got {num_threads!r}")
-        self.num_threads = int(num_threads)
+        self.num_threads = check_threads(num_threads)
         seeds, times = parse_input_nodes(self.csr, input_nodes, input_time, allow_many=True)
         self.pool = SeedPool(self.csr, seeds, times)
         self._init_loader(batch_size, shuffle, seed, num_workers, transform, drop_last, persistent_workers)

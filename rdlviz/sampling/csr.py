@@ -17,6 +17,7 @@ views that sample from the same :class:`~torch_geometric.data.HeteroData` share 
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -41,13 +42,14 @@ TIME_MAX = np.iinfo(np.int64).max
 class _Scratch:
     """Per-thread working memory of the sampling kernels (never shared by two threads).
 
-    ``slot`` maps a global node (``node_offset[type] + id``) to its position in the tree
-    being built in O(1): ``slot = stamp << 32 | position``, and a node belongs to the
-    current tree iff its stamp is the tree's, so nothing is cleared between trees. One
-    ``int64`` per node keeps the check to a single memory access.
+    ``htab``/``hshift``: the tree kernel's hash table from global node key to position
+    in the current tree (grown on demand, kept between calls; see ``kernels._probe``).
+    The budget kernel, whose node sets span the whole batch, keeps per-node slot arrays
+    in ``extra`` instead.
     """
 
-    slot: np.ndarray  # int64 [total nodes]
+    htab: np.ndarray  # int64 [2**k, 2]
+    hshift: np.uint64
     mark: np.ndarray  # uint8 [max degree + 1], Floyd's "already picked" flags
     picked: np.ndarray  # int64 [max degree + 1], positions to unmark afterwards
     counter: int = 1  # next stamp value
@@ -88,6 +90,9 @@ class TemporalCSR:
             type ``t`` with ``k`` functional edge types, node ``v`` and the ``j``-th of
             them, ``fadj[foff[t] + 3 * (v * k + j) : ... + 3]`` = (neighbour or ``-1``,
             its time, edge id).
+        inverse_functional: ``bool [E]``, each ``src`` node has at most one neighbour.
+        ofptr / oflist / ofoff / ofadj: those edge types stored densely per ``src``
+            type, rows (``dst`` neighbour or ``-1``, the ``src`` node's time, edge id).
         time_attr: the node attribute the times came from (``None``: no time).
     """
 
@@ -110,6 +115,11 @@ class TemporalCSR:
     nlist: np.ndarray
     foff: np.ndarray
     fadj: np.ndarray
+    inverse_functional: np.ndarray
+    ofptr: np.ndarray
+    oflist: np.ndarray
+    ofoff: np.ndarray
+    ofadj: np.ndarray
     max_degree: int
     time_attr: Optional[str]
     _pool: List[_Scratch] = field(default_factory=list, repr=False)
@@ -149,6 +159,8 @@ class TemporalCSR:
         edge_types = tuple(tuple(et) for et in data.edge_types)
         if not node_types:
             raise ConfigError("the graph has no node types")
+        if len(node_types) >= 1 << 16:  # the kernels pack the node type into 16 bits
+            raise ConfigError(f"at most 65535 node types are supported, got {len(node_types)}")
         type_index = {t: i for i, t in enumerate(node_types)}
         num_nodes = np.zeros(len(node_types), dtype=np.int64)
         for i, t in enumerate(node_types):
@@ -184,6 +196,7 @@ class TemporalCSR:
         indptr_parts, nbr_parts, time_parts, eid_parts = [], [], [], []
         indptr_offset = np.zeros(len(edge_types), dtype=np.int64)
         functional = np.zeros(len(edge_types), dtype=np.bool_)
+        inverse_functional = np.zeros(len(edge_types), dtype=np.bool_)
         raw = []
         pos, ioff, max_degree = 0, 0, 0
         for e, et in enumerate(edge_types):
@@ -215,6 +228,7 @@ class TemporalCSR:
             if counts.size:
                 max_degree = max(max_degree, int(counts.max()))
             functional[e] = counts.size == 0 or int(counts.max()) <= 1
+            inverse_functional[e] = src.size == 0 or int(np.bincount(src).max()) <= 1
             raw.append((src, dst))
             indptr_parts.append(ptr + pos)
             nbr_parts.append(src[perm])
@@ -260,6 +274,31 @@ class TemporalCSR:
                     block[dst, j, 2] = np.arange(src.size)
                 blocks.append(block.reshape(-1))
                 fpos += block.size
+        # Inverse-functional edge types (every src node has at most one neighbour: a
+        # foreign key seen from the row that holds it) stored densely per *src* type,
+        # ofadj rows = (dst or -1, src time, edge id). The budget sampler's induced-edge
+        # pass reads them from the row's side instead of scanning the referenced node's
+        # (possibly huge) neighbour list.
+        ofptr = np.zeros(T + 1, dtype=np.int64)
+        oflist, oblocks = [], []
+        ofoff = np.zeros(T, dtype=np.int64)
+        opos = 0
+        for t in range(T):
+            fs = [e for e in range(len(edge_types)) if edge_src[e] == t and inverse_functional[e]]
+            oflist += fs
+            ofptr[t + 1] = len(oflist)
+            ofoff[t] = opos
+            if fs:
+                block = np.empty((int(num_nodes[t]), len(fs), 3), dtype=np.int64)
+                block[:, :, 0], block[:, :, 1], block[:, :, 2] = -1, 0, -1
+                for j, e in enumerate(fs):
+                    src, dst = raw[e]
+                    block[src, j, 0] = dst
+                    if node_time[t] is not None:
+                        block[src, j, 1] = node_time[t][src]
+                    block[src, j, 2] = np.arange(src.size)
+                oblocks.append(block.reshape(-1))
+                opos += block.size
         return cls(
             node_types=node_types,
             edge_types=edge_types,
@@ -280,6 +319,11 @@ class TemporalCSR:
             nlist=np.array(nlist, dtype=np.int64),
             foff=foff,
             fadj=np.concatenate(blocks) if blocks else np.zeros(0, np.int64),
+            inverse_functional=inverse_functional,
+            ofptr=ofptr,
+            oflist=np.array(oflist, dtype=np.int64),
+            ofoff=ofoff,
+            ofadj=np.concatenate(oblocks) if oblocks else np.zeros(0, np.int64),
             max_degree=max_degree,
             time_attr=time_attr,
         )
@@ -322,9 +366,9 @@ class TemporalCSR:
         with self._lock:
             if self._pool:
                 return self._pool.pop()
-        total = int(self.node_offset[-1])
         return _Scratch(
-            slot=np.zeros(total, dtype=np.int64),
+            htab=np.zeros((1024, 2), dtype=np.int64),
+            hshift=np.uint64(64 - 10),
             mark=np.zeros(self.max_degree + 1, dtype=np.uint8),
             picked=np.zeros(self.max_degree + 1, dtype=np.int64),
         )
@@ -332,6 +376,9 @@ class TemporalCSR:
     def release(self, scratch: _Scratch) -> None:
         with self._lock:
             self._pool.append(scratch)
+
+    def __post_init__(self):
+        _LIVE.add(self)
 
     def __getstate__(self):
         # Scratch memory and the lock are per process; worker processes make their own.
@@ -343,6 +390,7 @@ class TemporalCSR:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        _LIVE.add(self)
 
     def __repr__(self) -> str:
         return (
@@ -351,6 +399,20 @@ class TemporalCSR:
             f"time_attr={self.time_attr!r})"
         )
 
+
+# Every live CSR: a forked child (a DataLoader worker) gets fresh locks, in case the
+# parent forked while a sampling thread held one.
+_LIVE: "weakref.WeakSet[TemporalCSR]" = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    global _CACHE_LOCK
+    _CACHE_LOCK = threading.Lock()
+    for csr in list(_LIVE):
+        csr._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 # id(data) -> (weak reference to data, {time_attr: (fingerprint, csr)}). HeteroData is
 # unhashable, so the cache is keyed by identity; an entry vanishes with its graph.
@@ -452,4 +514,6 @@ def _check_list(v, what: str) -> List[int]:
         out.append(int(x))
     if not out:
         raise ConfigError(f"{what} must list at least one hop")
+    if len(out) > 64:  # the kernels pack the hop into 8 bits
+        raise ConfigError(f"{what}: at most 64 hops are supported, got {len(out)}")
     return out

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from rdlviz.errors import ConfigError
-from rdlviz.sampling.batch import pack_shared, to_hetero_data
+from rdlviz.sampling.batch import to_hetero_data
 from rdlviz.sampling.csr import TIME_MAX, TemporalCSR
 from rdlviz.sampling.sampler import derive_seed, _as_int64
 
@@ -113,10 +113,10 @@ def parse_input_nodes(csr: TemporalCSR, input_nodes, input_time, allow_many: boo
     ``(type, bool mask)``, or (when ``allow_many``) ``{type: ids or None}``.
     ``input_time``: ``None``, an integer tensor (one entry per input node), or a dict.
     """
-    if isinstance(input_nodes, str):
-        input_nodes = {input_nodes: None}
-    elif isinstance(input_nodes, tuple) and len(input_nodes) == 2 and isinstance(input_nodes[0], str):
-        input_nodes = {input_nodes[0]: input_nodes[1]}
+    if isinstance(input_nodes, str) or (
+        isinstance(input_nodes, tuple) and len(input_nodes) == 2 and isinstance(input_nodes[0], str)
+    ):
+        input_nodes = {input_nodes: None} if isinstance(input_nodes, str) else {input_nodes[0]: input_nodes[1]}
         if input_time is not None and not isinstance(input_time, dict):
             input_time = {next(iter(input_nodes)): input_time}
     elif isinstance(input_nodes, dict) and allow_many:
@@ -127,7 +127,7 @@ def parse_input_nodes(csr: TemporalCSR, input_nodes, input_time, allow_many: boo
         raise ConfigError(f"input_nodes must be {forms}, got {type(input_nodes).__name__}")
     if isinstance(input_nodes, dict) and not input_nodes:
         raise ConfigError("input_nodes is empty")
-    input_time = input_time or {}
+    input_time = {} if input_time is None else input_time
     extra = set(input_time) - set(input_nodes)
     if extra:
         raise ConfigError(f"input_time names node types without input nodes: {sorted(extra)}")
@@ -155,16 +155,20 @@ def _identity(x):
 
 
 class _PlanDataset(torch.utils.data.Dataset):
-    """Worker-side view of a loader: item = (batch index, pool positions, seed)."""
+    """Worker-side view of a loader: item = (batch index, pool positions, seed).
+
+    A worker samples; the main process gathers the features. The sampled ids travel in
+    one shared-memory block written in place by the kernels, whereas a finished batch
+    would need every gathered feature copied into fresh shared memory -- which costs as
+    much as building the batch where first-touch page faults are expensive.
+    """
 
     def __init__(self, loader: "BaseLoader"):
         self.loader = loader
 
     def __getitem__(self, item):
         _, idx, rng = item
-        # The transform runs here too, so workers share its cost.
-        out = self.loader._finish(self.loader._build(idx, rng))
-        return pack_shared(out) if isinstance(out, HeteroData) else out
+        return self.loader.sample_ids(idx, rng)
 
     def __len__(self):
         return len(self.loader)
@@ -273,13 +277,13 @@ class BaseLoader:
                 persistent_workers=self.persistent_workers,
             )
         self._plan_sampler.plan = plan
-        return iter(self._dl)
+        return (self._finish(to_hetero_data(sub, self.data, input_id=iid)) for sub, iid in self._dl)
 
     def __call__(self, index) -> Any:
         """The batch of the given pool positions (``input_id``s), as PyG's loaders do.
 
-        The generator seed is derived from the loader seed and the positions, so the same
-        call returns the same batch."""
+        With a loader ``seed``, the generator seed is derived from it and the positions,
+        so the same call returns the same batch."""
         idx = _as_int64(index, "index")
         if idx.size and (idx.min() < 0 or idx.max() >= len(self.pool)):
             raise ConfigError(f"index must lie in [0, {len(self.pool)})")

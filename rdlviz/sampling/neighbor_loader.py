@@ -29,27 +29,11 @@ from rdlviz.errors import ConfigError
 from rdlviz.sampling.batch import to_hetero_data
 from rdlviz.sampling.csr import EdgeType, TemporalCSR, resolve_fanouts
 from rdlviz.sampling.loader import BaseLoader, SeedPool, parse_input_nodes
-from rdlviz.sampling.sampler import (
-    _sample_resolved,
-    draw_seed,
-    normalize_seeds,
-)
+from rdlviz.sampling.sampler import _sample_resolved, check_strategy, check_threads, sample_ids
 
 __all__ = ["sample", "NeighborLoader"]
 
 NumNeighbors = Union[List[int], Dict[EdgeType, List[int]]]
-
-
-def _check_strategy(temporal_strategy: str) -> bool:
-    if temporal_strategy not in ("uniform", "last"):
-        raise ConfigError(f"temporal_strategy must be 'uniform' or 'last', got {temporal_strategy!r}")
-    return temporal_strategy == "last"
-
-
-def _check_threads(num_threads) -> int:
-    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
-        raise ConfigError(f"num_threads must be an int >= 1, got {num_threads!r}")
-    return int(num_threads)
 
 
 def _graph(data_or_csr, time_attr):
@@ -95,12 +79,9 @@ def sample(
         b = sample(data, ("drivers", torch.tensor([3, 7])),
                    torch.tensor([t0, t0]), [128, 64], seed=0)
     """
-    last = _check_strategy(temporal_strategy)
-    threads = _check_threads(num_threads)
     data, csr = _graph(data_or_csr, time_attr)
-    fan = resolve_fanouts(csr, num_neighbors)
-    types, stype, snode, stau, known = normalize_seeds(csr, seeds, seed_time)
-    sub = _sample_resolved(csr, fan, last, types, stype, snode, stau, known, draw_seed(seed), threads)
+    sub = sample_ids(csr, seeds, seed_time, num_neighbors, temporal_strategy=temporal_strategy,
+                     seed=seed, num_threads=num_threads)  # fmt: skip
     return to_hetero_data(sub, data)
 
 
@@ -127,7 +108,8 @@ class NeighborLoader(BaseLoader):
         temporal_strategy: ``"uniform"`` or ``"last"``.
         seed: makes every epoch reproducible: batch ``b`` of epoch ``e`` is sampled with
             a generator seeded from ``(seed, e, b)``; ``None``: torch's global RNG.
-        num_workers: worker processes (same batches as with 0, given ``seed``).
+        num_workers: worker processes that sample the ids (features are then gathered
+            and ``transform`` applied in this process); same batches as with 0.
         transform: applied to each batch (e.g. RelBench's ``AttachTargetTransform``).
         num_threads: threads for sampling (same batches for any value); with 2 or more,
             the next batch is sampled in the background while features are gathered.
@@ -161,8 +143,8 @@ class NeighborLoader(BaseLoader):
         self.num_neighbors = num_neighbors
         self.fanouts = resolve_fanouts(self.csr, num_neighbors)
         self.temporal_strategy = temporal_strategy
-        self._last = _check_strategy(temporal_strategy)
-        self.num_threads = _check_threads(num_threads)
+        self._last = check_strategy(temporal_strategy)
+        self.num_threads = check_threads(num_threads)
         seeds, times = parse_input_nodes(self.csr, input_nodes, input_time, allow_many=False)
         self.pool = SeedPool(self.csr, seeds, times)
         self.input_type = self.pool.types[0]

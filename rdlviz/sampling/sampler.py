@@ -172,6 +172,20 @@ def draw_seed(seed: Optional[int]) -> np.uint64:
     return np.uint64(int(seed) % 2**64)
 
 
+def check_strategy(temporal_strategy: str) -> bool:
+    """Validate ``temporal_strategy``; ``True`` for ``"last"``."""
+    if temporal_strategy not in ("uniform", "last"):
+        raise ConfigError(f"temporal_strategy must be 'uniform' or 'last', got {temporal_strategy!r}")
+    return temporal_strategy == "last"
+
+
+def check_threads(num_threads) -> int:
+    """Validate ``num_threads`` (an int >= 1)."""
+    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
+        raise ConfigError(f"num_threads must be an int >= 1, got {num_threads!r}")
+    return int(num_threads)
+
+
 # -- threads ----------------------------------------------------------------------------
 
 _POOL: Optional[ThreadPoolExecutor] = None
@@ -227,14 +241,11 @@ def sample_ids(
         A :class:`SampledSubgraph`. A neighbour is admitted only if its time is
         ``<=`` its own tree's seed time (node types without time: always).
     """
-    if temporal_strategy not in ("uniform", "last"):
-        raise ConfigError(f"temporal_strategy must be 'uniform' or 'last', got {temporal_strategy!r}")
-    if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
-        raise ConfigError(f"num_threads must be an int >= 1, got {num_threads!r}")
+    last = check_strategy(temporal_strategy)
+    threads = check_threads(num_threads)
     fan = resolve_fanouts(csr, num_neighbors)
     types, stype, snode, stau, known = normalize_seeds(csr, seeds, seed_time)
-    return _sample_resolved(csr, fan, temporal_strategy == "last", types, stype, snode, stau, known,
-                            draw_seed(seed), int(num_threads))  # fmt: skip
+    return _sample_resolved(csr, fan, last, types, stype, snode, stau, known, draw_seed(seed), threads)
 
 
 def _sample_resolved(csr, fan, last, types, stype, snode, stau, known, rng, num_threads):
@@ -271,11 +282,8 @@ def _sample_resolved(csr, fan, last, types, stype, snode, stau, known, rng, num_
         type_base = np.ascontiguousarray(nbin[: T * (L + 1) : L + 1])
         ebase = np.ascontiguousarray(ebin[:: L]) if L else np.zeros(E + 1, np.int64)
         N, M = int(nbin[-1]), int(ebin[-1])
-        n_id = np.empty(N, np.int64)
-        batch = np.empty(N, np.int64)
-        ei = np.empty(2 * M, np.int64)
-        e_id = np.empty(M, np.int64)
-        out = (n_id, batch, ei, e_id)
+        out_t = _alloc_outputs(N, M)
+        n_id, batch, ei, e_id = out = tuple(x.numpy() for x in out_t)
         sargs = [(scratch[c], L, nstart[c].copy(), type_base, estart[c].copy(), ebase, out) for c in range(k)]
         if k == 1:
             _scatter_chunk(*sargs[0])
@@ -286,23 +294,40 @@ def _sample_resolved(csr, fan, last, types, stype, snode, stau, known, rng, num_
             csr.release(sc)
     node_count = ntot.reshape(T, L + 1)
     edge_count = etot.reshape(E, L)
-    return _to_subgraph(csr, n_id, batch, node_count, ei, e_id, ebase, edge_count, types, stau, known)
+    return _to_subgraph(csr, out_t, node_count, ebase, edge_count, types, stau, known)
 
 
 def _sample_chunk(csr, fan, last, stype, snode, stau, rng, t0, t1, sc):
+    """Run the tree kernel on trees ``t0 .. t1 - 1`` with scratch ``sc``, growing its
+    buffers whenever the kernel reports them full; returns the (type, hop) and
+    (edge type, hop) counts and leaves the output in ``sc.buffers``/``sc.sizes``."""
     T, E, L = len(csr.node_types), len(csr.edge_types), fan.shape[1]
     if sc.buffers is None:
         est = max(256, (t1 - t0) * 64)
-        sc.buffers = (np.empty((4, est), np.int64), np.empty((5, est), np.int64), np.empty(est, np.int64))
+        sc.buffers = (np.empty((2, est), np.int64), np.empty((3, est), np.int64), np.empty(est, np.int64))
     nodes, edges, newpos = sc.buffers
-    ncount = np.empty(T * (L + 1), np.int64)
-    ecount = np.empty(E * L, np.int64)
-    nodes, nn, edges, ne, sc.counter = kernels.sample_trees(
-        stype, snode, stau, t0, t1, rng,
-        csr.timed, csr.node_offset, csr.edge_src, csr.fptr, csr.flist, csr.foff, csr.fadj, csr.nptr, csr.nlist,
-        csr.indptr, csr.indptr_offset, csr.adj,
-        fan, last, sc.slot, sc.mark, sc.picked, sc.counter, nodes, edges, ncount, ecount,
-    )  # fmt: skip
+    ncount = np.zeros(T * (L + 1), np.int64)
+    ecount = np.zeros(E * L, np.int64)
+    t, nn, ne = t0, 0, 0
+    while True:
+        status, t, nn, ne, sc.counter = kernels.sample_trees(
+            stype, snode, stau, t, t1, rng,
+            csr.timed, csr.node_offset, csr.edge_src, csr.fptr, csr.flist, csr.foff, csr.fadj, csr.nptr, csr.nlist,
+            csr.indptr, csr.indptr_offset, csr.adj,
+            fan, last, sc.htab, sc.hshift, sc.mark, sc.picked, sc.counter, nodes, edges, ncount, ecount, nn, ne,
+        )  # fmt: skip
+        if status == kernels.DONE:
+            break
+        if status == kernels.FULL_TABLE:
+            sc.htab = np.zeros((2 * sc.htab.shape[0], 2), np.int64)
+            sc.hshift = np.uint64(sc.hshift - np.uint64(1))
+        else:  # double both buffers, keeping what the finished trees wrote
+            grown = np.empty((2, 2 * nodes.shape[1]), np.int64)
+            grown[:, :nn] = nodes[:, :nn]
+            nodes = grown
+            grown = np.empty((3, 2 * edges.shape[1]), np.int64)
+            grown[:, :ne] = edges[:, :ne]
+            edges = grown
     if newpos.size < nn:
         newpos = np.empty(nodes.shape[1], np.int64)
     sc.buffers = (nodes, edges, newpos)
@@ -317,17 +342,36 @@ def _scatter_chunk(sc, L, nstart, type_base, estart, ebase, out):
     kernels.scatter(nodes, nn, edges, ne, L, nstart, type_base, estart, ebase, n_id, batch, ei, e_id, newpos)
 
 
-def _to_subgraph(csr, n_id, batch, node_count, ei, e_id, ebase, edge_count, types, stau, known) -> SampledSubgraph:
+def _alloc_outputs(N: int, M: int):
+    """``(n_id [N], batch [N], ei [2M], e_id [M])`` int64 tensors for one batch.
+
+    In a DataLoader worker they are carved out of one shared-memory block, so the
+    batch reaches the main process without a copy and as a single segment (the main
+    process then gathers the features); elsewhere they are ordinary tensors.
+    """
+    sizes = (N, N, 2 * M, M)
+    if torch.utils.data.get_worker_info() is None:
+        return tuple(torch.empty(n, dtype=torch.int64) for n in sizes)
+    block = torch.empty(max(1, sum(sizes)), dtype=torch.int64).share_memory_()
+    out, a = [], 0
+    for n in sizes:
+        out.append(block[a : a + n])
+        a += n
+    return tuple(out)
+
+
+def _to_subgraph(csr, out_t, node_count, ebase, edge_count, types, stau, known) -> SampledSubgraph:
     # torch.split makes every per-type view in one call (slicing one by one costs more
     # than the rest of the assembly on small batches).
+    n_id, batch, ei, e_id = out_t
     counts = node_count.tolist()
     sizes = [sum(c) for c in counts]
-    nodes_d = dict(zip(csr.node_types, torch.from_numpy(n_id).split(sizes)))
-    batch_d = dict(zip(csr.node_types, torch.from_numpy(batch).split(sizes)))
+    nodes_d = dict(zip(csr.node_types, n_id.split(sizes)))
+    batch_d = dict(zip(csr.node_types, batch.split(sizes)))
     nsn = dict(zip(csr.node_types, counts))
     esizes = np.diff(ebase).tolist()
-    eid_d = dict(zip(csr.edge_types, torch.from_numpy(e_id).split(esizes)))
-    blocks = torch.from_numpy(ei).split([2 * m for m in esizes])
+    eid_d = dict(zip(csr.edge_types, e_id.split(esizes)))
+    blocks = ei.split([2 * m for m in esizes])
     ei_d = {et: blk.view(2, m) for et, blk, m in zip(csr.edge_types, blocks, esizes)}
     nse = dict(zip(csr.edge_types, edge_count.tolist()))
     return SampledSubgraph(
@@ -410,18 +454,29 @@ def _budget_resolved(csr, budget, time_constrained, types, stype, snode, stau, k
             # never collide with those of the tree kernel sharing this scratch set.
             est = max(256, snode.size * 64)
             x.update(
-                mslot=np.zeros(total, np.int64), cslot=np.zeros(total, np.int64),
-                nodes=np.empty((4, est), np.int64), ntau=np.empty(est, np.int64),
-                edges=np.empty((5, est), np.int64), counter=1,
+                mslot=np.zeros(total, np.int64), cslot=np.zeros(total, np.int64), counter=1,
+                nodes=np.empty((2, est), np.int64), ntau=np.empty(est, np.int64),
+                edges=np.empty((3, est), np.int64), cand=np.empty((4, est), np.int64),
+                cand_w=np.empty(est, np.float64), cand_alive=np.empty(est, np.uint8),
             )  # fmt: skip
-        nodes, nn, ntau, edges, ne, x["counter"] = kernels.sample_budget(
-            stype, snode, stau, rng,
-            csr.timed, csr.node_offset, csr.edge_src, csr.etype_ptr, csr.etype_list,
-            csr.indptr, csr.indptr_offset, csr.adj,
-            budget, time_constrained,
-            x["mslot"], x["cslot"], x["counter"], x["nodes"], x["ntau"], x["edges"],
-        )  # fmt: skip
-        x["nodes"], x["ntau"], x["edges"] = nodes, ntau, edges
+        while True:
+            status, nn, ne, x["counter"] = kernels.sample_budget(
+                stype, snode, stau, rng,
+                csr.timed, csr.node_offset, csr.edge_src, csr.edge_dst, csr.etype_ptr, csr.etype_list,
+                csr.indptr, csr.indptr_offset, csr.adj,
+                csr.inverse_functional, csr.ofptr, csr.oflist, csr.ofoff, csr.ofadj,
+                budget, time_constrained,
+                x["mslot"], x["cslot"], x["counter"], x["nodes"], x["ntau"], x["edges"],
+                x["cand"], x["cand_w"], x["cand_alive"],
+            )  # fmt: skip
+            if status == kernels.DONE:
+                break
+            # Some buffer was too small: double them all and sample the batch again
+            # (same generator seed, same result).
+            for k in ("nodes", "ntau", "edges", "cand", "cand_w", "cand_alive"):
+                a = x[k]
+                x[k] = np.empty(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+        nodes, edges = x["nodes"], x["edges"]
         T, E, L = len(csr.node_types), len(csr.edge_types), budget.shape[1]
         ncount = np.empty(T * (L + 1), np.int64)
         ecount = np.empty(E * L, np.int64)
@@ -432,10 +487,10 @@ def _budget_resolved(csr, budget, time_constrained, types, stype, snode, stau, k
         np.cumsum(ecount, out=ebin[1:])
         type_base = np.ascontiguousarray(nbin[: T * (L + 1) : L + 1])
         ebase = np.ascontiguousarray(ebin[::L])
-        n_id, batch = np.empty(nn, np.int64), np.empty(nn, np.int64)
-        ei, e_id = np.empty(2 * ne, np.int64), np.empty(ne, np.int64)
+        out_t = _alloc_outputs(nn, ne)
+        n_id, batch, ei, e_id = (x.numpy() for x in out_t)
         kernels.scatter(nodes, nn, edges, ne, L, nbin[:-1].copy(), type_base, ebin[:-1].copy(), ebase,
                         n_id, batch, ei, e_id, np.empty(nn, np.int64))  # fmt: skip
     finally:
         csr.release(sc)
-    return _to_subgraph(csr, n_id, batch, ncount.reshape(T, L + 1), ei, e_id, ebase, ecount.reshape(E, L), types, stau, known)
+    return _to_subgraph(csr, out_t, ncount.reshape(T, L + 1), ebase, ecount.reshape(E, L), types, stau, known)
