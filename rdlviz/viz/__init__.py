@@ -10,6 +10,10 @@ terminal), and exports to a standalone offline page with ``.to_html(path)``::
     mon = rdlviz.viz.LossMonitor()             # live losses during pretraining
     rdlviz.viz.losses(run)                     # the same plot after the run
     rdlviz.viz.compare(results)                # scratch vs probe vs fine-tuned
+    rdlviz.viz.subgraph(graph, "drivers", 12)  # one row's temporal subgraph, with a time slider
+    rdlviz.viz.embeddings(run)                 # UMAP projector of the row embeddings
+    rdlviz.viz.dashboard(db)                   # all of the above as one pretraining widget
+    rdlviz.viz.write_report("report.html", dataset=db, run=run)   # one offline HTML file
 
 Colours are shared: a table has one colour in every view
 (:func:`~rdlviz.viz.palette.table_colors`), an objective one colour in every loss plot.
@@ -30,6 +34,10 @@ from rdlviz.viz.schema import SchemaView, schema, table_info
 from rdlviz.viz.picker import TablePicker, table_picker
 from rdlviz.viz.losses import LossesView, LossMonitor, losses
 from rdlviz.viz.compare import CompareView, compare
+from rdlviz.viz.subgraph import SubgraphView, subgraph
+from rdlviz.viz.embeddings import EmbeddingView, embeddings
+from rdlviz.viz.dashboard import DashboardView, dashboard
+from rdlviz.viz.report import write_report
 
 __all__ = [
     "View", "set_static_plotlyjs", "table_colors",
@@ -37,4 +45,8 @@ __all__ = [
     "table_picker", "TablePicker",
     "losses", "LossesView", "LossMonitor",
     "compare", "CompareView",
+    "subgraph", "SubgraphView",
+    "embeddings", "EmbeddingView",
+    "dashboard", "DashboardView",
+    "write_report",
 ]
