@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# One torch thread: on a 2-core machine with anything else running, two OpenMP threads
+# stall each other and a training step was measured 10-30x slower.
+THREADS ?= OMP_NUM_THREADS=1
+
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/rdlviz demo
+	HF_HUB_OFFLINE=1 $(THREADS) $(BIN)/rdlviz demo
 
 # Headless Chromium for the browser tests (Debian packages); skipped when present.
 browser:
@@ -29,10 +33,10 @@ browser:
 
 # The tests, then every tutorial and notebook top to bottom in small-budget mode.
 test: $(STAMP) browser
-	HF_HUB_OFFLINE=1 RDLVIZ_QUICK=1 $(BIN)/python -m pytest -q tests --nbmake --nbmake-timeout=600 tutorials notebooks
+	HF_HUB_OFFLINE=1 RDLVIZ_QUICK=1 $(THREADS) $(BIN)/python -m pytest -q tests --nbmake --nbmake-timeout=600 tutorials notebooks
 
 lab: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/jupyter lab tutorials/
+	HF_HUB_OFFLINE=1 $(THREADS) $(BIN)/jupyter lab tutorials/
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -137,7 +137,7 @@ def load_backbone(path: Union[str, Path], graph, strict_schema: bool = True):
         raise SchemaError(
             "the checkpoint was trained on a different schema:\n  - " + "\n  - ".join(diff),
             fix="build the graph with the same tables, columns, semantic types and text "
-            "option as for pretraining (see config.json 'graph_options')",
+            "option as for pretraining (config.json 'pretrain' -> 'graph_options')",
         )
     data, col_stats = _graph_parts(graph)
     backbone = Backbone(data, col_stats, **cfg["backbone"])

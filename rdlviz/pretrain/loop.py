@@ -238,6 +238,10 @@ def pretrain(
         seed_weighting=seed_weighting, val_fraction=float(val_fraction),
         eval_every=int(eval_every), eval_batches=int(eval_batches), patience=int(patience),
         grad_clip=grad_clip, seed=int(seed), device=str(device),
+        # How the graph was built, so the same graph can be rebuilt for this backbone.
+        graph_options={"text": getattr(graph, "text", None), "tables": list(graph.data.node_types),
+                       "stypes": {t: {c: s.value for c, s in st.items()}
+                                  for t, st in getattr(graph, "stypes", {}).items()}},
     )
     _validate(cfg, graph)
     data = graph.data
