@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -57,21 +58,15 @@ def load_average() -> list:
 
 
 def machine() -> dict:
+    """The shared machine description plus the versions this benchmark depends on."""
     import numba
     import plotly
-    import torch
     import umap
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _common
+
+    return {**_common.machine(), "system": f"{platform.system()} {platform.release()}",
             "umap_learn": umap.__version__, "numba": numba.__version__, "plotly": plotly.__version__}
 
 
