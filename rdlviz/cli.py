@@ -34,6 +34,15 @@ DEMO = dict(task="player-allstar", steps=150, eval_every=30, epochs=4, channels=
             text="hash")
 
 
+def _checkpoint(path):
+    """Fail fast on a bad checkpoint, before any database or graph work."""
+    from rdlviz.pretrain.checkpoint import read_checkpoint
+
+    if path is not None:
+        read_checkpoint(path)
+    return path
+
+
 def _graph(db, text: str):
     from rdlviz.graph.build import build_graph
 
@@ -70,6 +79,7 @@ def cmd_pretrain(a) -> None:
 def cmd_finetune(a) -> None:
     import rdlviz
 
+    _checkpoint(a.checkpoint)
     db = rdlviz.load(a.database, source=a.source)
     graph = _graph(db, a.text)
     res = rdlviz.finetune(db, a.task, backbone=a.checkpoint, mode=a.mode, graph=graph,
@@ -85,6 +95,7 @@ def cmd_embed(a) -> None:
     import rdlviz
     from rdlviz.nn import embed_rows
 
+    _checkpoint(a.checkpoint)
     db = rdlviz.load(a.database, source=a.source)
     graph = _graph(db, a.text)
     backbone = rdlviz.load_backbone(a.checkpoint, graph)
@@ -99,6 +110,7 @@ def cmd_report(a) -> None:
     import rdlviz
     from rdlviz.viz.report import write_report
 
+    _checkpoint(a.checkpoint)
     db = rdlviz.load(a.database, source=a.source)
     graph = _graph(db, a.text)
     backbone = rdlviz.load_backbone(a.checkpoint, graph)
