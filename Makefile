@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# One torch thread: on a 2-core machine with anything else running, two OpenMP threads
-# stall each other and a training step was measured 10-30x slower.
+# One torch thread by default. Measured on this 2-core machine (rel-f1 pretraining step):
+# quiet, two threads are 1.36x faster (0.68 vs 0.50 steps/s); with anything else running,
+# two OpenMP threads stall each other and a step was 10-30x slower. `make demo THREADS=`
+# keeps torch's own default.
 THREADS ?= OMP_NUM_THREADS=1
 
 demo: $(STAMP)
