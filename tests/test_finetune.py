@@ -84,3 +84,23 @@ def test_bad_arguments(shop, graph):
         rdlviz.finetune(shop, "customer-order", mode="full", graph=graph)
     with pytest.raises(ValueError, match="not a task"):
         rdlviz.finetune(shop, "nope", mode="scratch", graph=graph)
+
+
+def test_comparison_of_runs_feeds_the_compare_view(shop, graph, run):
+    from rdlviz.finetune import comparison
+
+    runs = [rdlviz.finetune(shop, "customer-order", backbone=run, mode=m, graph=graph, seed=s, **FT)
+            for m in ("scratch", "probe") for s in (0, 1)]
+    table = comparison(runs, database="shop")
+    v = table["tasks"]["customer-order"]["variants"]
+    assert set(v) == {"scratch", "probe"} and table["seeds"] == [0, 1]
+    scratch = [r.test_score for r in runs if r.mode == "scratch"]
+    assert v["scratch"]["per_seed"] == scratch
+    assert v["scratch"]["mean"] == pytest.approx(np.mean(scratch))
+    assert v["scratch"]["std"] == pytest.approx(np.std(scratch, ddof=1))
+    named = comparison({"random_probe": runs[2]})
+    assert list(named["tasks"]["customer-order"]["variants"]) == ["random_probe"]
+    view = rdlviz.viz.compare(runs)  # the view accepts the runs directly
+    assert len(view.figure.data) > 0
+    with pytest.raises(ConfigError):
+        comparison([])

@@ -49,6 +49,18 @@ _SHORT = {"random_probe": "random-init<br>probe", "scratch": "scratch<br>(B)",
           "probe": "probe<br>(P)", "finetune": "fine-tuned<br>(P&F)"}
 
 
+def _is_runs(results: Any) -> bool:
+    """A list of ``FinetuneResult`` objects, or ``{variant: result(s)}``, rather than a table."""
+    from rdlviz.finetune.result import FinetuneResult
+
+    if isinstance(results, (list, tuple)):
+        return bool(results) and all(isinstance(r, FinetuneResult) for r in results)
+    if isinstance(results, Mapping) and "tasks" not in results and results:
+        return all(isinstance(v, FinetuneResult) or (isinstance(v, (list, tuple)) and v
+                   and all(isinstance(r, FinetuneResult) for r in v)) for v in results.values())
+    return False
+
+
 def _num(v: Any, what: str) -> float:
     try:
         f = float(v)
@@ -58,6 +70,10 @@ def _num(v: Any, what: str) -> float:
 
 
 def _load(results: Union[Mapping, str, Path]) -> Dict[str, Any]:
+    if _is_runs(results):
+        from rdlviz.finetune.comparison import comparison
+
+        results = comparison(results)
     if isinstance(results, (str, Path)):
         path = Path(results)
         if not path.exists():
@@ -200,7 +216,9 @@ def compare(results: Union[Mapping, str, Path], *, cols: int = 3, height_per_row
             "machine", "tasks": {task: {"metric", "higher_is_better", "variants":
             {variant: {"mean", "std", "per_seed", "seconds"}}}}}``. Variants are any of
             ``random_probe``, ``scratch``, ``probe``, ``finetune`` (others are drawn
-            after them). ``std`` defaults to the sample std of ``per_seed``.
+            after them). ``std`` defaults to the sample std of ``per_seed``. A list of
+            :class:`~rdlviz.finetune.FinetuneResult` (or ``{variant: results}``) is
+            summarised with :func:`rdlviz.finetune.comparison` first.
         cols: subplots per row.
         height_per_row: pixels per row of subplots.
 
