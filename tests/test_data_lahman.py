@@ -284,8 +284,10 @@ def _frame(task, db, t):
     df = task.make_table(db, pd.DatetimeIndex([t])).df
     if "franchise_id" in df and task.task_type.value == "recommendation":
         df["franchise_id"] = df["franchise_id"].map(sorted)
-    key = [c for c in df.columns if c in ("timestamp", "person_id")] or list(df.columns[:2])
-    return df.sort_values(key).reset_index(drop=True)
+    # Sort by time and the task's entity: duckdb returns rows in no fixed order.
+    entity = getattr(task, "entity_col", None) or getattr(task, "src_entity_col", None)
+    key = [c for c in ("timestamp", entity) if c in df.columns]
+    return df.sort_values(key, kind="stable").reset_index(drop=True)
 
 
 @pytest.mark.parametrize("name,activity", [("player-allstar", "batting"),
