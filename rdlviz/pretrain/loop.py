@@ -136,9 +136,7 @@ class _Stepper:
         for name, loss in self.objectives.items():
             if name == "row":
                 out[name] = loss(h, h_view, n_id)
-            elif name == "link":
-                out[name] = loss(h, ei, n_id)
-            elif name == "context":
+            elif name in ("link", "context"):
                 out[name] = loss(h, ei, n_id)
             elif name == "reconstruction":
                 out[name] = loss(h_view, {t: batch[t].tf for t in h_view if "tf" in batch[t]}, mask)

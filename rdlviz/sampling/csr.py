@@ -491,17 +491,23 @@ def resolve_fanouts(
                     f"(edge types: {list(csr.edge_types)})"
                 )
             lists[k] = _check_list(v, what)
-        lengths = {len(v) for v in lists.values()}
-        if len(lengths) > 1:
-            raise ConfigError(f"{what}: every edge type needs the same number of hops, got {sorted(lengths)}")
-        L = lengths.pop() if lengths else 0
-        out = np.zeros((E, L), dtype=np.int64)
-        for e, et in enumerate(csr.edge_types):
-            if et in lists:
-                out[e] = lists[et]
-        return out
+        return hops_matrix(csr.edge_types, lists, what, "edge type")
     fan = _check_list(num_neighbors, what)
     return np.tile(np.asarray(fan, dtype=np.int64), (E, 1)).reshape(E, len(fan))
+
+
+def hops_matrix(keys: Sequence, lists: Dict, what: str, unit: str) -> np.ndarray:
+    """``{key: [count per hop]}`` -> ``int64 [len(keys), L]`` in ``keys`` order; keys the
+    dict leaves out get 0. Every list must have the same length ``L``."""
+    lengths = {len(v) for v in lists.values()}
+    if len(lengths) > 1:
+        raise ConfigError(f"{what}: every {unit} needs the same number of hops, got {sorted(lengths)}")
+    L = lengths.pop() if lengths else 0
+    out = np.zeros((len(keys), L), dtype=np.int64)
+    for i, k in enumerate(keys):
+        if k in lists:
+            out[i] = lists[k]
+    return out
 
 
 def _check_list(v, what: str) -> List[int]:

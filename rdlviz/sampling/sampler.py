@@ -22,7 +22,7 @@ from torch import Tensor
 
 from rdlviz.errors import ConfigError
 from rdlviz.sampling import kernels
-from rdlviz.sampling.csr import TIME_MAX, EdgeType, TemporalCSR, _check_list, resolve_fanouts
+from rdlviz.sampling.csr import TIME_MAX, EdgeType, TemporalCSR, _check_list, hops_matrix, resolve_fanouts
 
 __all__ = ["SampledSubgraph", "sample_ids", "sample_budget_ids", "normalize_seeds"]
 
@@ -400,15 +400,8 @@ def resolve_budget(csr: TemporalCSR, num_samples) -> np.ndarray:
         for k, v in num_samples.items():
             csr.type_index(k)
             lists[k] = _check_list(v, "num_samples")
-        lengths = {len(v) for v in lists.values()}
-        if len(lengths) > 1:
-            raise ConfigError(f"num_samples: every node type needs the same number of hops, got {sorted(lengths)}")
-        L = lengths.pop() if lengths else 0
-        out = np.zeros((T, L), dtype=np.int64)
-        for i, t in enumerate(csr.node_types):
-            if t in lists:
-                out[i] = lists[t]
-        if L == 0:
+        out = hops_matrix(csr.node_types, lists, "num_samples", "node type")
+        if out.shape[1] == 0:
             raise ConfigError("num_samples must list at least one hop")
         return out
     v = _check_list(num_samples, "num_samples")
