@@ -24,7 +24,7 @@ from rdlviz.pretrain.losses import (
     RowContrastiveLoss,
     normalized_info_nce,
 )
-from rdlviz.pretrain.losses._nce import _CHUNK_ELEMENTS, _GatherDot, gather_dot, module_key, sample_candidates
+from rdlviz.pretrain.losses._nce import module_key, score_negatives
 
 RES = ("results", "f2p_driverId", "drivers")
 RES_REV = ("drivers", "rev_f2p_driverId", "results")
@@ -149,33 +149,48 @@ def test_nce_rejects_bad_temperature(tau):
 # ---------------------------------------------------------------------------------------
 
 
-def test_sample_candidates_distinct_never_self_and_uniform():
-    own = torch.arange(50)
-    cand = sample_candidates(50, 10, self_index=own)
-    assert cand.shape == (50, 10)
-    assert (cand != own[:, None]).all()
-    assert all(len(set(row.tolist())) == 10 for row in cand)
-    assert sample_candidates(5, 10, self_index=torch.arange(5)).shape == (5, 4)  # all others
-    assert sample_candidates(5, 10, num_anchors=3).shape == (3, 5)
-    # uniform over the other rows: anchor 0 of N=6, k=2, many draws
+def test_score_negatives_never_self_exactly_k_and_uniform():
     torch.manual_seed(0)
-    counts = torch.zeros(6)
+    q, keys = torch.randn(50, 4, dtype=torch.double), torch.randn(50, 4, dtype=torch.double)
+    own = torch.arange(50)
+    cand, s, valid = score_negatives(q, keys, 10, self_index=own)
+    assert cand.shape == (11,) and len(set(cand.tolist())) == 11  # distinct rows
+    assert s.shape == valid.shape == (50, 11)
+    assert torch.allclose(s, q @ keys[cand].t())
+    assert not valid[cand, torch.arange(11)].any()  # an anchor is never its own negative
+    assert (valid.sum(dim=1) == 10).all()  # every anchor keeps exactly k
+    # fewer rows than k + 1: every anchor against all the others
+    cand, s, valid = score_negatives(q[:5], keys[:5], 10, self_index=torch.arange(5))
+    assert cand.sort().values.tolist() == list(range(5)) and (valid.sum(dim=1) == 4).all()
+    # anchors that are not candidates: min(k, N) columns, all valid
+    cand, s, valid = score_negatives(q[:3], keys[:5], 10)
+    assert cand.numel() == 5 and valid is None and s.shape == (3, 5)
+    # each anchor's negatives are a uniform subset of the other rows: N=6, k=2, many draws
+    counts = torch.zeros(2, 6)
     for _ in range(3000):
-        counts += torch.bincount(sample_candidates(6, 2, self_index=torch.tensor([0]))[0], minlength=6)
-    assert counts[0] == 0
+        cand, _, valid = score_negatives(q[:2], keys[:6], 2, self_index=torch.tensor([0, 5]))
+        for a in range(2):
+            counts[a] += torch.bincount(cand[valid[a]], minlength=6)
+    assert counts[0, 0] == 0 and counts[1, 5] == 0
     expected = 3000 * 2 / 5
-    assert ((counts[1:] - expected).abs() < 5 * math.sqrt(expected)).all()
+    for a, others in ((0, slice(1, 6)), (1, slice(0, 5))):
+        assert ((counts[a, others] - expected).abs() < 5 * math.sqrt(expected)).all(), counts
 
 
-def test_gather_dot_matches_dense_and_chunks_correctly():
+def test_score_negatives_gradients_match_the_dense_product():
     torch.manual_seed(0)
     q = torch.randn(7, 3, dtype=torch.double, requires_grad=True)
     k = torch.randn(11, 3, dtype=torch.double, requires_grad=True)
-    idx = torch.randint(11, (7, 5))  # repeated indices accumulate in backward
-    dense = (q @ k.t()).gather(1, idx)
-    assert torch.allclose(gather_dot(q, k, idx), dense)
-    for chunk in (1, 3, 100):
-        assert torch.autograd.gradcheck(lambda a, b: _GatherDot.apply(a, b, idx, chunk), (q, k))
+    torch.manual_seed(1)
+    cand, s, _ = score_negatives(q, k, 5)
+    (s * torch.arange(5.0, dtype=torch.double)).sum().backward()
+    q2, k2 = q.detach().clone().requires_grad_(), k.detach().clone().requires_grad_()
+    ((q2 @ k2.t())[:, cand] * torch.arange(5.0, dtype=torch.double)).sum().backward()
+    assert torch.allclose(q.grad, q2.grad) and torch.allclose(k.grad, k2.grad)
+    with pytest.raises(ConfigError, match="k must be"):
+        score_negatives(q, k, 0)
+    with pytest.raises(ConfigError, match="query"):
+        score_negatives(q, k[:, :2], 3)
 
 
 # ---------------------------------------------------------------------------------------
@@ -265,8 +280,8 @@ def test_row_memory_is_linear():
         loss = loss_fn(h, hc)
         loss.backward()
     assert torch.isfinite(loss)
-    # scores/indices [N, K+1] or one gather_dot chunk -- never [N, N] = 4e8
-    assert rec.max <= max(N * (K + 1), _CHUNK_ELEMENTS), (rec.max, rec.op)
+    # logits [N, 1 + (K+1)] (positive + the shared draw) -- never [N, N] = 4e8
+    assert rec.max <= N * (K + 2), (rec.max, rec.op)
     assert h["t"].grad is not None
 
 

@@ -11,7 +11,7 @@ chance level is about 1 (see :func:`normalized_info_nce`), so they can be summed
 weight 1 as in Peleška & Šír (2025).
 """
 
-from rdlviz.pretrain.losses._nce import gather_dot, normalized_info_nce, sample_candidates
+from rdlviz.pretrain.losses._nce import normalized_info_nce, score_negatives
 from rdlviz.pretrain.losses.context import ContextContrastiveLoss
 from rdlviz.pretrain.losses.link import LinkContrastiveLoss
 from rdlviz.pretrain.losses.reconstruction import MaskedCellReconstructionLoss
@@ -31,6 +31,5 @@ __all__ = [
     "MaskedCellReconstructionLoss",
     "LOSSES",
     "normalized_info_nce",
-    "sample_candidates",
-    "gather_dot",
+    "score_negatives",
 ]

@@ -27,9 +27,10 @@ Differences from the authors' code, on purpose: the projection is per *edge type
 (theirs is one ``Linear`` with bias per neighbour *node type*, of which this is the
 bias-free generalisation -- a bias adds ``h_v·b`` to every candidate of ``v`` alike and
 cancels in the softmax); the anchor is the node and the candidates are contexts (theirs
-scores ``context @ x.T``, the same similarity with roles swapped); negatives are sampled
-per anchor as an index tensor instead of from the dense ``[N, N]`` similarity matrix; and
-copies of the anchor row are never its negatives.
+scores ``context @ x.T``, the same similarity with roles swapped); negatives are one
+random draw of at most ``K`` contexts per table and batch, shared by its anchors, instead
+of the dense ``[N, N]`` similarity matrix; and copies of the anchor row are never its
+negatives.
 """
 
 from __future__ import annotations
@@ -46,10 +47,9 @@ from rdlviz.pretrain.losses._nce import (
     check_names,
     check_positive_int,
     check_temperature,
-    gather_dot,
     module_key,
     normalized_info_nce,
-    sample_candidates,
+    score_negatives,
     zero_loss,
 )
 
@@ -172,13 +172,11 @@ class ContextContrastiveLoss(nn.Module):
                 continue
             h = h_dict[t][idx]  # [M, C] anchors
             own = torch.arange(M, device=h.device)
-            cand = sample_candidates(M, self.max_negatives, self_index=own)  # [M, K]
             pos = (h * c).sum(dim=1)
-            neg = gather_dot(h, c, cand)
-            mask = None
+            cand, neg, mask = score_negatives(h, c, self.max_negatives, self_index=own)  # [S], [M, S]
             if n_id_dict is not None and t in n_id_dict:
                 n_id = n_id_dict[t].to(h.device)[idx]
-                mask = n_id[cand] != n_id.unsqueeze(1)
+                mask = mask & (n_id[cand].unsqueeze(0) != n_id.unsqueeze(1))
             per_anchor = normalized_info_nce(pos, neg, mask, self.temperature, reduction="none")
             if per_anchor.numel():
                 parts.append(per_anchor)

@@ -13,15 +13,17 @@ form scores a (child ``u``, parent ``v``) pair:
 The batch's fkey pairs of ``r`` -- its ``f2p_<col>`` edges and its ``rev_f2p_<col>`` edges
 flipped, deduplicated -- are the positives, contrasted in both directions:
 
-* **child anchor** ``u``: the true parent ``v`` against ``K`` other parents ``v'`` of the
-  batch, with query ``W_r h_u``;
-* **parent anchor** ``v``: the child ``u`` against ``K`` other children ``u'``, with query
-  ``W_r^\\top h_v`` (the reverse edge uses the transposed parameter, so both directions
+* **child anchor** ``u``: the true parent ``v`` against up to ``K`` other parents ``v'`` of
+  the batch, with query ``W_r h_u``;
+* **parent anchor** ``v``: the child ``u`` against up to ``K`` other children ``u'``, with
+  query ``W_r^\\top h_v`` (the reverse edge uses the transposed parameter, so both directions
   score the same pair identically).
 
 A candidate is a negative only if it is not linked to the anchor anywhere in the batch
 (checked on global ids, through sorted pair keys and ``searchsorted``) and is not a copy of
-the true partner (same global id). Each direction is capped at ``max_anchors`` positive
+the true partner (same global id). The candidates are one random draw of ``K`` rows per
+relation, direction and batch, shared by the anchors and scored with one matrix product
+(:func:`~rdlviz.pretrain.losses._nce.score_negatives`). Each direction is capped at ``max_anchors`` positive
 edges per relation (uniformly subsampled), so memory is
 ``O(E + max_anchors · K)`` per relation -- linear in edges and negatives. No ``|dst| × |src|``
 score or adjacency matrix is ever built (the authors' code builds both, densely).
@@ -42,10 +44,9 @@ from rdlviz.pretrain.losses._nce import (
     check_positive_int,
     check_temperature,
     dense_rank,
-    gather_dot,
     module_key,
     normalized_info_nce,
-    sample_candidates,
+    score_negatives,
     zero_loss,
 )
 
@@ -199,9 +200,9 @@ class LinkContrastiveLoss(nn.Module):
             u, v = ei[0, sel], ei[1, sel]
             q = hc[u] @ W.t()  # [A, C] rows = (W h_u)^T
             pos = (q * hp[v]).sum(dim=1)
-            cand = sample_candidates(Np, K, num_anchors=u.numel(), device=dev)  # [A, K] parents
-            neg = gather_dot(q, hp, cand)
-            ok = ~_is_member(linked, gc[u].unsqueeze(1) * Up + gp[cand]) & (gp[cand] != gp[v].unsqueeze(1))
+            cand, neg, _ = score_negatives(q, hp, K)  # [S] parents, [A, S]
+            ok = ~_is_member(linked, gc[u].unsqueeze(1) * Up + gp[cand].unsqueeze(0)) & (
+                gp[cand].unsqueeze(0) != gp[v].unsqueeze(1))
             down = normalized_info_nce(pos, neg, ok, self.temperature, reduction="none")
 
             # parent anchors: child vs. other children, query W^T h_v
@@ -209,9 +210,9 @@ class LinkContrastiveLoss(nn.Module):
             u, v = ei[0, sel], ei[1, sel]
             q = hp[v] @ W  # [A, C] rows = (W^T h_v)^T
             pos = (q * hc[u]).sum(dim=1)
-            cand = sample_candidates(Nc, K, num_anchors=v.numel(), device=dev)  # [A, K] children
-            neg = gather_dot(q, hc, cand)
-            ok = ~_is_member(linked, gc[cand] * Up + gp[v].unsqueeze(1)) & (gc[cand] != gc[u].unsqueeze(1))
+            cand, neg, _ = score_negatives(q, hc, K)  # [S] children, [A, S]
+            ok = ~_is_member(linked, gc[cand].unsqueeze(0) * Up + gp[v].unsqueeze(1)) & (
+                gc[cand].unsqueeze(0) != gc[u].unsqueeze(1))
             up = normalized_info_nce(pos, neg, ok, self.temperature, reduction="none")
 
             both = torch.cat([down, up])

@@ -13,14 +13,15 @@ linear projection ``P_t`` maps both into the scoring space, and for anchor row `
     s^+_i = (P_t \\tilde h_i)^\\top (P_t h_i), \\qquad
     s^-_{i,j} = (P_t \\tilde h_i)^\\top (P_t h_j), \\; j \\ne i
 
-with ``j`` ranging over at most ``K`` other rows of the same table in the batch, sampled
-without replacement. A row that appears several times in the batch (the same global
+with ``j`` ranging over at most ``K`` other rows of the same table in the batch: one
+random draw per table and batch, shared by its anchors. A row that appears several times in the batch (the same global
 ``n_id`` in several seed trees) is never its own negative. The per-anchor InfoNCE is
 divided by ``log(K_i + 1)`` and averaged over all anchors of all tables (see
 :func:`~rdlviz.pretrain.losses._nce.normalized_info_nce`).
 
-Memory is ``O(A·K)`` per table: negatives are index tensors ``[A, K]`` scored by
-:func:`~rdlviz.pretrain.losses._nce.gather_dot`, never the ``[A, A]`` similarity matrix.
+Memory is ``O(A·K)`` per table: the anchors are scored against the shared draw with one
+matrix product (:func:`~rdlviz.pretrain.losses._nce.score_negatives`), never the
+``[A, A]`` similarity matrix.
 """
 
 from __future__ import annotations
@@ -36,10 +37,9 @@ from rdlviz.pretrain.losses._nce import (
     check_names,
     check_positive_int,
     check_temperature,
-    gather_dot,
     module_key,
     normalized_info_nce,
-    sample_candidates,
+    score_negatives,
     zero_loss,
 )
 
@@ -126,15 +126,13 @@ class RowContrastiveLoss(nn.Module):
             P = self.proj[module_key(t)]
             z, zc = P(h), P(hc)  # [N, C]
             own = torch.arange(N, device=h.device)
-            cand = sample_candidates(N, self.max_negatives, self_index=own)  # [N, K]
             pos = (zc * z).sum(dim=1)  # [N]
-            neg = gather_dot(zc, z, cand)  # [N, K]
-            mask = None
+            cand, neg, mask = score_negatives(zc, z, self.max_negatives, self_index=own)  # [S], [N, S]
             if n_id_dict is not None and t in n_id_dict:
                 n_id = n_id_dict[t]
                 if n_id.numel() != N:
                     raise ConfigError(f"table '{t}': n_id has {n_id.numel()} entries but h has {N} rows")
-                mask = n_id[cand] != n_id.unsqueeze(1)
+                mask = mask & (n_id[cand].unsqueeze(0) != n_id.unsqueeze(1))
             per_anchor = normalized_info_nce(pos, neg, mask, self.temperature, reduction="none")
             if per_anchor.numel():
                 parts.append(per_anchor)
