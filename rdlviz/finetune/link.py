@@ -37,7 +37,7 @@ def _embed(backbone, graph, table: str, nodes: torch.Tensor, times: torch.Tensor
                             temporal_strategy=temporal_strategy, seed=seed,
                             transform=lambda b: b.to(device))
     for batch in loader:
-        out.append(backbone(batch)[table][: batch[table].batch_size])
+        out.append(backbone(batch, seeds_only=True)[table][: batch[table].batch_size])
     return torch.cat(out) if out else torch.zeros(0, backbone.channels, device=device)
 
 

@@ -87,7 +87,7 @@ class _EntityModel(torch.nn.Module):
         self.backbone, self.head, self.entity = backbone, head, entity
 
     def embed(self, batch) -> torch.Tensor:
-        h = self.backbone(batch)[self.entity]
+        h = self.backbone(batch, seeds_only=True)[self.entity]
         return h[: batch[self.entity].batch_size]
 
     def forward(self, batch) -> torch.Tensor:

@@ -13,6 +13,22 @@ Batch in (a :class:`~torch_geometric.data.HeteroData` from :mod:`rdlviz.sampling
 ``{table: Tensor[num_sampled_rows, channels]}`` out. The same module is pretrained and
 fine-tuned, so its constructor arguments are exactly what a checkpoint records
 (:meth:`Backbone.config`) to rebuild it.
+
+Two savings that change no output:
+
+* **Each distinct row is encoded once.** Disjoint sampling copies a row into every seed's
+  tree that reaches it (a driver-dnf batch of 512 seeds with fan-out ``[128, 64]`` holds
+  ~77k sampled rows but only ~23k distinct ones: 26k ``races`` copies of 727 races). The
+  row encoder depends on the row alone, so it runs on the distinct rows (by ``n_id``) and
+  the result is copied back; the temporal encoding, which depends on the seed, is added
+  per copy (in training, copies of a row then share one dropout mask). Only the clean
+  view is deduplicated: a corrupted view corrupts each copy on its own.
+* **Layer trimming** (``seeds_only=True``, for fine-tuning): layer ``l = 0..L-1`` needs
+  outputs only for nodes within ``L - 1 - l`` hops of a seed, and inputs only from nodes
+  within ``L - l`` hops. Each SAGE layer therefore gets a shorter destination prefix
+  than its source prefix (PyG's ``trim_to_layer`` trims both alike, so its first layer
+  still computes every leaf and its last layer every 1-hop node). On a driver-dnf batch
+  the last layer computes 512 seed rows instead of ~49k.
 """
 
 from __future__ import annotations
@@ -30,6 +46,9 @@ from rdlviz.nn.encoders import ROW_ENCODERS, stype_encoders
 __all__ = ["Backbone", "seed_time_of"]
 
 EdgeType = Tuple[str, str, str]
+
+# Encode distinct rows only when they are at most this share of the sampled copies.
+_DEDUPE_BELOW = 0.75
 
 
 def seed_time_of(batch: HeteroData) -> Optional[Tensor]:
@@ -115,9 +134,27 @@ class Backbone(torch.nn.Module):
         return dict(self._config)
 
     def encode_rows(self, batch: HeteroData, tf_dict=None) -> Dict[str, Tensor]:
-        """Row (+ temporal) encodings before message passing: ``{table: [n, channels]}``."""
-        tf_dict = tf_dict if tf_dict is not None else {t: batch[t].tf for t in batch.node_types if "tf" in batch[t]}
+        """Row (+ temporal) encodings before message passing: ``{table: [n, channels]}``.
+
+        Without ``tf_dict`` the batch's own TensorFrames are encoded, each distinct row
+        (``n_id``) once.
+        """
+        inverse: Dict[str, Tensor] = {}
+        if tf_dict is None:
+            tf_dict = {}
+            for t in batch.node_types:
+                if "tf" not in batch[t]:
+                    continue
+                tf = batch[t].tf
+                if "n_id" in batch[t] and batch[t].n_id.numel() > 1:
+                    first, inv = _distinct_rows(batch[t].n_id)
+                    # Gathering the frame and scattering back cost more than they save
+                    # when few rows repeat (pretraining batches: ~3 % copies on rel-f1).
+                    if first.numel() <= _DEDUPE_BELOW * inv.numel():
+                        tf, inverse[t] = tf[first], inv
+                tf_dict[t] = tf
         x = self.encoder(tf_dict)
+        x = {t: v[inverse[t]] if t in inverse else v for t, v in x.items()}
         if self.temporal is not None:
             seed_time = seed_time_of(batch)
             if seed_time is not None:
@@ -127,16 +164,55 @@ class Backbone(torch.nn.Module):
                 x = {t: (v + rel[t]) if t in rel else v for t, v in x.items()}
         return x
 
-    def forward(self, batch: HeteroData, tf_dict=None) -> Dict[str, Tensor]:
-        """Embed every sampled row of ``batch``.
+    def forward(self, batch: HeteroData, tf_dict=None, seeds_only: bool = False) -> Dict[str, Tensor]:
+        """Embed the sampled rows of ``batch``.
 
         Args:
             batch: a sampled subgraph (``tf``, ``time``, ``batch`` per node type,
                 ``edge_index`` per edge type, ``seed_time`` on the input type).
             tf_dict: replacement TensorFrames (e.g. a corrupted view) sharing the
                 batch's subgraph; defaults to ``batch[t].tf``.
+            seeds_only: compute only what the seeds' embeddings need (layer trimming;
+                needs the sampler's ``num_sampled_nodes``/``num_sampled_edges``). The
+                output then holds the seed rows only (hop 0 of each type, e.g.
+                ``[batch_size, channels]`` for the input type), equal to the first rows
+                of the untrimmed output.
         """
         x = self.encode_rows(batch, tf_dict)
         edge_index_dict = {e: batch[e].edge_index for e in batch.edge_types
                            if e[0] in x and e[2] in x}
-        return self.gnn(x, edge_index_dict)
+        trim = seeds_only and all("num_sampled_nodes" in batch[t] for t in x) and all(
+            "num_sampled_edges" in batch[e] for e in edge_index_dict)
+        if not trim:
+            return self.gnn(x, edge_index_dict)
+        # Sampled nodes and edges are ordered by hop: a hop range is a prefix.
+        hops = {t: list(batch[t].num_sampled_nodes) for t in x}
+        ehops = {e: list(batch[e].num_sampled_edges) for e in edge_index_dict}
+        L = len(self.gnn.convs)
+        # relbench's HeteroGraphSAGE.forward, one layer at a time, on hop prefixes.
+        for layer, (conv, norms) in enumerate(zip(self.gnn.convs, self.gnn.norms)):
+            n_src = {t: sum(h[: L - layer + 1]) for t, h in hops.items()}
+            n_dst = {t: sum(h[: L - layer]) for t, h in hops.items()}
+            pairs, edges = {}, {}
+            for e, ei in edge_index_dict.items():
+                src, _, dst = e
+                if n_dst[dst] == 0:
+                    continue
+                # A type missing from x had no node within reach (an empty source), but
+                # SAGE's lin_l bias still reaches dst through an edge type without edges.
+                xs = x[src][: n_src[src]] if src in x else x[dst].new_zeros(0, self.channels)
+                pairs[e] = (xs, x[dst][: n_dst[dst]])
+                edges[e] = ei[:, : sum(ehops[e][: L - layer])]
+            x = conv(pairs, edges)
+            x = {t: norms[t](v).relu() for t, v in x.items()}
+        return x
+
+
+def _distinct_rows(n_id: Tensor) -> Tuple[Tensor, Tensor]:
+    """``(first [U], inverse [N])``: one position per distinct id, and each position's
+    distinct id, so that ``values[first][inverse]`` repeats a per-row value per copy."""
+    uniq, inverse = torch.unique(n_id, return_inverse=True)
+    positions = torch.arange(n_id.numel(), device=n_id.device)
+    first = torch.full((uniq.numel(),), n_id.numel(), dtype=torch.long, device=n_id.device)
+    first.scatter_reduce_(0, inverse, positions, reduce="amin")
+    return first, inverse

@@ -76,6 +76,6 @@ def embed_rows(
                             batch_size=batch_size, shuffle=False, seed=seed,
                             transform=lambda b: b.to(device))
     for batch in tqdm(loader, desc=f"embed {table}", disable=not progress, leave=False):
-        out.append(backbone(batch)[table][: batch[table].batch_size].cpu())
+        out.append(backbone(batch, seeds_only=True)[table][: batch[table].batch_size].cpu())
     backbone.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, backbone.channels)
