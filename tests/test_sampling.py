@@ -4,7 +4,9 @@ determinism across threads and worker processes, and relbench.modeling on the ba
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import Counter, defaultdict
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -17,6 +19,7 @@ from torch_geometric.data import HeteroData
 
 from rdlviz.errors import ConfigError
 from rdlviz.sampling import BudgetLoader, NeighborLoader, TemporalCSR, sample, sample_budget
+from rdlviz.sampling import sampler as sampler_mod
 from rdlviz.sampling.sampler import sample_budget_ids
 
 HYPO = settings(max_examples=40, deadline=None, derandomize=True,
@@ -307,7 +310,14 @@ def test_uniform_draws_every_k_subset_equally_often(threads):
     assert_uniform(subset_counts([out], 2), 5, 2, draws)
 
 
-def test_uniform_is_uniform_through_worker_processes():
+@pytest.fixture
+def workers_always(monkeypatch):
+    """Use worker processes whatever the batch size (these small test batches would
+    otherwise be sampled in the main process: see ``BaseLoader._workers_pay``)."""
+    monkeypatch.setattr(sampler_mod, "PARALLEL_MIN_S", 0.0)
+
+
+def test_uniform_is_uniform_through_worker_processes(workers_always):
     d = star().data()
     n = 4000
     loader = NeighborLoader(d, [3], ("hub", torch.zeros(n, dtype=torch.long)), torch.full((n,), 5),
@@ -351,7 +361,7 @@ def assert_same_batch(x, y):
         assert torch.equal(x[et].e_id, y[et].e_id)
 
 
-def test_same_seed_gives_identical_batches_across_threads_and_workers():
+def test_same_seed_gives_identical_batches_across_threads_and_workers(workers_always):
     d = random_graph()
     seeds = torch.arange(300)
     base = sample(d, ("a", seeds), None, [6, 3], seed=11)
@@ -376,6 +386,130 @@ def test_same_seed_gives_identical_batches_across_threads_and_workers():
     assert not torch.equal(e0, e1)
     loader.set_epoch(0)
     assert torch.equal(torch.cat([b["a"].input_id for b in loader]), e0)
+
+
+@pytest.fixture(params=["inline", "parallel"])
+def parallel_path(request, monkeypatch):
+    """Force the per-batch decision of ``sampler.PARALLEL_MIN_S`` one way: ``inline``
+    (never split or prefetch) or ``parallel`` (always); the default threshold leaves
+    these small test batches inline."""
+    monkeypatch.setattr(sampler_mod, "PARALLEL_MIN_S", float("inf") if request.param == "inline" else 0.0)
+    return request.param
+
+
+def _prefetch_threads():
+    return {t for t in threading.enumerate() if t.name.startswith("rdlviz-prefetch")}
+
+
+def test_inline_and_parallel_paths_give_identical_batches(parallel_path):
+    d = random_graph()
+    seeds = torch.arange(300)
+    base = sample(d, ("a", seeds), None, [6, 3], seed=11)
+    for threads in (2, 3):
+        assert_same_batch(base, sample(d, ("a", seeds), None, [6, 3], seed=11, num_threads=threads))
+    kw = dict(batch_size=64, shuffle=True, seed=5)
+    one = list(NeighborLoader(d, [6, 3], ("a", None), **kw))
+    before = _prefetch_threads()
+    for threads in (2, 3):
+        it = iter(NeighborLoader(d, [6, 3], ("a", None), num_threads=threads, **kw))
+        batches = [next(it)]
+        # the background thread exists exactly when the decision says prefetching pays
+        assert bool(_prefetch_threads() - before) == (parallel_path == "parallel")
+        batches += list(it)
+        assert len(batches) == len(one)
+        for x, y in zip(one, batches):
+            assert_same_batch(x, y)
+            assert torch.equal(x["a"].input_id, y["a"].input_id)
+    inputs = {"a": None, "c": torch.arange(100)}
+    bkw = dict(batch_size=40, shuffle=True, seed=2)
+    for x, y in zip(BudgetLoader(d, [8, 8], inputs, **bkw), BudgetLoader(d, [8, 8], inputs, num_threads=2, **bkw)):
+        assert_same_batch(x, y)
+
+
+def test_parallel_work_is_decided_from_the_measured_cost(monkeypatch):
+    from rdlviz.sampling.sampler import CostHint, num_chunks
+
+    monkeypatch.setattr(sampler_mod, "PARALLEL_MIN_S", 1e-3)
+    hint = CostHint()
+    assert not hint.parallel_pays(512) and num_chunks(hint, 512, 4) == 1  # unknown: inline
+    hint.cpu_per_seed = 1e-6  # 64 seeds: 0.064 ms, far below a hand-off's worth
+    assert not hint.parallel_pays(64) and num_chunks(hint, 64, 2) == 1
+    hint.cpu_per_seed = 5e-6  # 512 seeds: 2.56 ms: worth splitting, each thread >= 0.5 ms
+    assert hint.parallel_pays(512)
+    assert num_chunks(hint, 512, 1) == 1
+    assert num_chunks(hint, 512, 2) == 2
+    assert num_chunks(hint, 512, 16) == 5
+    assert num_chunks(hint, 16, 16) == 1  # too few trees and too little work to split
+    # a loader's estimate follows the batches it samples (thread CPU time)
+    d = random_graph()
+    loader = NeighborLoader(d, [6, 3], ("a", None), batch_size=64, seed=0)
+    assert loader.cost_hint().cpu_per_seed is None
+    next(iter(loader))
+    h = loader.cost_hint()
+    assert h.cpu_per_seed > 0 and h.ints_per_seed > 0
+    assert NeighborLoader(d, [6, 3], ("a", None), batch_size=8).cost_hint() is h  # same graph and fan-outs
+    assert NeighborLoader(d, [6, 2], ("a", None), batch_size=8).cost_hint() is not h
+
+
+def test_workers_are_skipped_when_batches_are_too_small_to_repay_them(monkeypatch):
+    d = random_graph()
+    kw = dict(batch_size=48, shuffle=True, seed=9)
+    one = list(NeighborLoader(d, [6, 3], ("a", None), **kw))
+    monkeypatch.setattr(sampler_mod, "PARALLEL_MIN_S", 1e-3)  # the default
+    loader = NeighborLoader(d, [6, 3], ("a", None), num_workers=2, **kw)
+    small = list(loader)  # ~microseconds per batch: sampled here, no worker started
+    assert loader._dl is None and loader.cost_hint().cpu_s(48) < 1e-3
+    for x, y in zip(one, small):
+        assert_same_batch(x, y)
+    monkeypatch.setattr(sampler_mod, "PARALLEL_MIN_S", 0.0)  # now every batch pays
+    big = list(loader)
+    assert loader._dl is not None and len(big) == len(one)
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_workers_hand_batches_over_through_the_ring_or_by_value(monkeypatch, persistent):
+    from rdlviz.sampling import loader as loader_mod
+
+    d = random_graph()
+    kw = dict(batch_size=48, shuffle=True, seed=9)
+    inline = NeighborLoader(d, [6, 3], ("a", None), **kw)
+    one = [list(inline), list(inline)]  # epochs 0 and 1
+    bkw = dict(batch_size=40, shuffle=True, seed=2)
+    inputs = {"a": None, "c": torch.arange(100)}
+    one_b = list(BudgetLoader(d, [8, 8], inputs, **bkw))
+
+    def check(expect_ring: bool, expect_value: Optional[bool]):
+        released = Counter()
+        real_release = loader_mod._Ring.release
+        monkeypatch.setattr(loader_mod._Ring, "release", lambda self, slot: (released.update([slot]),
+                                                                             real_release(self, slot)))
+        monkeypatch.setattr(sampler_mod, "PARALLEL_MIN_S", 0.0)  # workers for these small batches
+        loader = NeighborLoader(d, [6, 3], ("a", None), num_workers=2, persistent_workers=persistent, **kw)
+        for epoch in range(2):  # compared after the whole epoch: no batch aliases the ring
+            batches = list(loader)
+            assert len(batches) == len(one[epoch])
+            for x, y in zip(one[epoch], batches):
+                assert_same_batch(x, y)
+                assert torch.equal(x["a"].input_id, y["a"].input_id)
+        budget = list(BudgetLoader(d, [8, 8], inputs, num_workers=2, **bkw))
+        for x, y in zip(one_b, budget):
+            assert_same_batch(x, y)
+        total = len(one[0]) + len(one[1]) + len(budget)
+        assert (released.total() > 0) == expect_ring  # batches handed over in a slot
+        if expect_value is not None:  # the others: by value
+            assert (released.total() < total) == expect_value
+        monkeypatch.undo()
+
+    # through ring slots (a batch much larger than the first ones may go by value)
+    check(expect_ring=True, expect_value=None)
+    # slots too short for any batch: every block travels by value in the message
+    monkeypatch.setattr(loader_mod.BaseLoader, "_RING_MARGIN", 0.0)
+    check(expect_ring=False, expect_value=True)
+    # no free slot for every other batch (as if more were in flight than expected)
+    calls = itertools.count()
+    real_claim = loader_mod._Ring.claim
+    monkeypatch.setattr(loader_mod._Ring, "claim", lambda self: None if next(calls) % 2 else real_claim(self))
+    check(expect_ring=True, expect_value=True)
 
 
 def test_seed_none_follows_torch_manual_seed():
@@ -502,7 +636,7 @@ def test_budget_prefers_nodes_with_more_budget_squared():
     assert stats.binomtest(hits, n, 0.9).pvalue > 1e-3, hits
 
 
-def test_budget_loader_mixes_seed_types_and_is_reproducible():
+def test_budget_loader_mixes_seed_types_and_is_reproducible(workers_always):
     d = random_graph()
     kw = dict(batch_size=40, shuffle=True, seed=2)
     inputs = {"a": None, "c": torch.arange(100)}

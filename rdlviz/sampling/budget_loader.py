@@ -27,7 +27,18 @@ from rdlviz.errors import ConfigError
 from rdlviz.sampling.batch import to_hetero_data
 from rdlviz.sampling.csr import TemporalCSR
 from rdlviz.sampling.loader import BaseLoader, SeedPool, parse_input_nodes
-from rdlviz.sampling.sampler import _budget_resolved, check_threads, draw_seed, normalize_seeds, resolve_budget
+from rdlviz.sampling.sampler import (
+    CostHint,
+    RawSample,
+    _budget_resolved,
+    budget_key,
+    budget_raw,
+    check_threads,
+    cost_hint,
+    draw_seed,
+    normalize_seeds,
+    resolve_budget,
+)
 
 __all__ = ["sample_budget", "BudgetLoader"]
 
@@ -89,7 +100,8 @@ class BudgetLoader(BaseLoader):
         batch_size, shuffle, seed, num_workers, transform, drop_last,
         persistent_workers: as in :class:`~rdlviz.sampling.NeighborLoader`.
         num_threads: with 2 or more, the next batch is sampled in the background while
-            the features of the current one are gathered (same batches).
+            the features of the current one are gathered, when its estimated sampling
+            time makes that pay (same batches).
 
     Each seed type of a batch carries ``input_id`` (positions in its input list),
     ``seed_time`` and ``batch_size``; ``batch`` is the index (over all seeds of the batch,
@@ -125,13 +137,12 @@ class BudgetLoader(BaseLoader):
         self.pool = SeedPool(self.csr, seeds, times)
         self._init_loader(batch_size, shuffle, seed, num_workers, transform, drop_last, persistent_workers)
 
-    def sample_ids(self, idx: np.ndarray, rng: np.uint64, num_threads: Optional[int] = None):
-        """Sampling alone: the :class:`SampledSubgraph` of pool positions ``idx``
-        (one batch is one shared subgraph, sampled on one thread)."""
-        types, stype, snode, stau, known, input_id = self.pool.select(idx)
-        sub = _budget_resolved(self.csr, self.budget, self.time_constrained, types, stype, snode,
-                               stau, known, rng)  # fmt: skip
-        return sub, input_id
+    def sample_raw(self, stype, snode, stau, rng, num_threads: int, alloc=None) -> RawSample:
+        # one batch is one shared subgraph, sampled on one thread
+        return budget_raw(self.csr, self.budget, self.time_constrained, stype, snode, stau, rng, alloc)
+
+    def cost_hint(self) -> CostHint:
+        return cost_hint(self.csr, budget_key(self.budget, self.time_constrained))
 
     def __repr__(self) -> str:
         return (

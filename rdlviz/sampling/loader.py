@@ -4,7 +4,9 @@ A loader owns a *pool* of seeds (node type, node id, time bound) and, per epoch,
 *plan*: the list of batches, each a set of pool positions plus a 64-bit generator seed
 derived from ``(seed, epoch, batch index)``. Batches are built from the plan alone, so
 they are identical whether they are built in this process, on several threads, or in
-``num_workers`` worker processes, and in whatever order workers finish. With
+``num_workers`` worker processes, and in whatever order workers finish; how a batch is
+computed (inline, split across threads, prefetched, in a worker) is decided per batch
+for speed alone (see ``sampler.PARALLEL_MIN_S``). With
 ``seed=None`` the epoch's shuffle and base seed come from torch's global generator, so
 ``torch.manual_seed`` makes a run repeatable, as with PyG's loaders.
 """
@@ -23,7 +25,7 @@ from torch_geometric.data import HeteroData
 from rdlviz.errors import ConfigError
 from rdlviz.sampling.batch import to_hetero_data
 from rdlviz.sampling.csr import TIME_MAX, TemporalCSR
-from rdlviz.sampling.sampler import derive_seed, _as_int64
+from rdlviz.sampling.sampler import CostHint, RawSample, _as_int64, derive_seed, raw_to_subgraph
 
 __all__ = ["SeedPool", "BaseLoader", "parse_input_nodes"]
 
@@ -154,32 +156,89 @@ def _identity(x):
     return x
 
 
-class _PlanDataset(torch.utils.data.Dataset):
-    """Worker-side view of a loader: item = (batch index, pool positions, seed).
+class _Ring:
+    """Preallocated shared-memory slots through which worker processes hand over batches.
 
-    A worker samples; the main process gathers the features. The sampled ids travel in
-    one shared-memory block written in place by the kernels, whereas a finished batch
-    would need every gathered feature copied into fresh shared memory -- which costs as
-    much as building the batch where first-touch page faults are expensive.
+    ``buf`` ``int64 [slots, capacity]`` is shared with the workers once, when they start.
+    The main process gives each dispatched batch a free slot (:meth:`claim`, called as
+    the DataLoader draws the batch from the plan); the worker writes the batch's
+    :class:`RawSample` block into it and sends back only its length and the two small
+    count matrices; the main process copies the block out and frees the slot
+    (:meth:`release`) before yielding the batch, so batches never alias the ring.
+
+    A DataLoader has at most ``prefetch_factor * num_workers`` batches in flight and
+    draws the next one just before handing over the current one, so that many slots
+    plus one never run out. If none is free anyway, or a batch is longer than a slot,
+    the worker sends that block by value in the message instead (correct, a little
+    slower). This replaces a fresh shared-memory segment per batch, whose creation,
+    file-descriptor passing and first-touch page faults cost more than sampling a
+    small batch.
     """
 
-    def __init__(self, loader: "BaseLoader"):
+    def __init__(self, slots: int, capacity: int):
+        self.buf = torch.empty((slots, max(1, capacity)), dtype=torch.int64).share_memory_()
+        self.free = list(range(slots))[::-1]
+
+    @property
+    def capacity(self) -> int:
+        return int(self.buf.shape[1])
+
+    def claim(self) -> Optional[int]:
+        return self.free.pop() if self.free else None
+
+    def release(self, slot: int) -> None:
+        self.free.append(slot)
+
+    def reset(self) -> None:
+        """Every slot free (a new epoch: the workers have finished the previous one)."""
+        self.free = list(range(self.buf.shape[0]))[::-1]
+
+
+class _PlanDataset(torch.utils.data.Dataset):
+    """Worker-side view of a loader: item = (batch index, pool positions, seed, slot).
+
+    A worker samples; the main process gathers the features. The sampled ids travel
+    through a slot of the shared :class:`_Ring` (or by value, when ``slot`` is ``None``
+    or the batch does not fit), whereas a finished batch would need every gathered
+    feature copied into shared memory -- which costs as much as building the batch.
+    Returns ``(slot, length or block, node_count, edge_count, cpu_s)``: plain numpy
+    arrays and numbers, which pickle without any shared-memory hand-off.
+    """
+
+    def __init__(self, loader: "BaseLoader", ring: _Ring):
         self.loader = loader
+        self.ring = ring
 
     def __getitem__(self, item):
-        _, idx, rng = item
-        return self.loader.sample_ids(idx, rng)
+        _, idx, rng, slot = item
+        ring = self.ring.buf.numpy()
+
+        def alloc(n: int) -> np.ndarray:
+            if slot is not None and n <= ring.shape[1]:
+                return ring[slot, :n]
+            return np.empty(n, np.int64)
+
+        stype, snode, stau = self.loader.pool.select(idx)[1:4]
+        raw = self.loader.sample_raw(stype, snode, stau, rng, 1, alloc)
+        in_ring = slot is not None and raw.block.size <= ring.shape[1]
+        body = raw.block.size if in_ring else raw.block
+        return (slot if in_ring else None), body, raw.node_count, raw.edge_count, raw.cpu_s
 
     def __len__(self):
         return len(self.loader)
 
 
 class _PlanSampler(torch.utils.data.Sampler):
+    """Yields the plan's batches to the DataLoader, each with a ring slot claimed as it
+    is dispatched (``None`` when no slot is free)."""
+
     def __init__(self):
         self.plan: List[Tuple[int, np.ndarray, np.uint64]] = []
+        self.ring: Optional[_Ring] = None
 
     def __iter__(self):
-        return iter(self.plan)
+        for b, idx, rng in self.plan:
+            yield b, idx, rng, self.ring.claim()
 
     def __len__(self):
         return len(self.plan)
@@ -188,18 +247,29 @@ class _PlanSampler(torch.utils.data.Sampler):
 class BaseLoader:
     """Iteration, shuffling, seeding and worker processes for the rdlviz loaders.
 
-    Subclasses set ``self.pool`` (a :class:`SeedPool`), ``self.data``,
-    ``self.num_threads`` and implement ``sample_ids(idx, rng, num_threads)`` (pool
-    positions, 64-bit seed -> :class:`SampledSubgraph` and ``input_id``s).
+    Subclasses set ``self.pool`` (a :class:`SeedPool`), ``self.data``, ``self.csr``,
+    ``self.num_threads`` and implement :meth:`sample_raw` and :meth:`cost_hint`.
 
-    With ``num_threads >= 2`` (and no worker processes) iteration is pipelined: the
-    next batch is sampled on a background thread (the compiled kernels release the GIL)
-    while this thread gathers the features of the current one.
+    With ``num_threads >= 2`` (and no worker processes) iteration is pipelined where it
+    pays: while this thread gathers the features of the current batch, the next one is
+    sampled on a background thread (the compiled kernels release the GIL) -- if its
+    estimated sampling time is at least ``sampler.PARALLEL_MIN_S``; smaller batches are
+    sampled inline, exactly as with one thread, because the hand-off would cost more
+    than the overlap saves.
+
+    With ``num_workers > 0``, worker processes sample the ids and hand them over through
+    a shared-memory ring (:class:`_Ring`); this process gathers the features. Epochs
+    whose batches are too small to repay the hand-off run as without workers
+    (:meth:`_workers_pay`).
     """
 
     pool: SeedPool
     data: HeteroData
     num_threads: int = 1
+    # ring slots for prefetch_factor * num_workers batches in flight, plus the one
+    # being handed over; capacity = this margin times the estimated largest batch
+    _PREFETCH = 2
+    _RING_MARGIN = 1.5
 
     def _init_loader(
         self,
@@ -230,6 +300,8 @@ class BaseLoader:
         self.epoch = 0
         self._dl = None
         self._plan_sampler: Optional[_PlanSampler] = None
+        self._ring: Optional[_Ring] = None
+        self._largest_block = 0  # longest RawSample block received from a worker
 
     def __len__(self) -> int:
         n = len(self.pool)
@@ -262,22 +334,71 @@ class BaseLoader:
     def __iter__(self) -> Iterator[Any]:
         plan = self.plan()
         self.epoch += 1
-        if self.num_workers == 0:
-            if self.num_threads >= 2 and len(plan) > 1:
-                return self._pipelined(plan)
-            return (self._finish(self._build(idx, rng)) for _, idx, rng in plan)
+        if self.num_workers > 0 and self._workers_pay(plan):
+            return self._from_workers(plan)
+        if self.num_threads >= 2 and len(plan) > 1:
+            return self._threaded(plan)
+        return (self._finish(self._build(idx, rng)) for _, idx, rng in plan)
+
+    def _workers_pay(self, plan) -> bool:
+        """Whether this epoch's batches are worth worker processes: as for threads, only
+        when a batch's estimated sampling time is at least ``sampler.PARALLEL_MIN_S``
+        (each batch through a worker costs a copy and two process hand-offs; a
+        pretraining batch, ~0.4 ms in the kernels, was slower that way). Decided per
+        epoch from this process's running estimate, which the workers' reports keep up
+        to date; with no estimate yet, one batch is sampled here to get one. Smaller
+        batches are sampled in this process, exactly as with ``num_workers=0``."""
+        if not plan:
+            return False
+        hint = self.cost_hint()
+        if hint.cpu_per_seed is None:
+            self.sample_ids(plan[0][1], plan[0][2], 1)
+        return hint.parallel_pays(max(idx.size for _, idx, _ in plan))
+
+    def _from_workers(self, plan):
         if self._dl is None or not self.persistent_workers:
+            # A new DataLoader starts new workers, which receive a new ring.
+            self._ring = _Ring(self.num_workers * self._PREFETCH + 1, self._ring_capacity(plan))
             self._plan_sampler = _PlanSampler()
+            self._plan_sampler.ring = self._ring
             self._dl = torch.utils.data.DataLoader(
-                _PlanDataset(self),
+                _PlanDataset(self, self._ring),
                 batch_size=None,
                 sampler=self._plan_sampler,
                 num_workers=self.num_workers,
                 collate_fn=_identity,
                 persistent_workers=self.persistent_workers,
+                prefetch_factor=self._PREFETCH,
             )
+        # Persistent workers finish the previous epoch's batches before the DataLoader
+        # dispatches new ones, so every slot is free again.
+        self._ring.reset()
         self._plan_sampler.plan = plan
-        return (self._finish(to_hetero_data(sub, self.data, input_id=iid)) for sub, iid in self._dl)
+        ring = self._ring
+        hint = self.cost_hint()
+        for (_, idx, _), (slot, body, node_count, edge_count, cpu_s) in zip(plan, self._dl):
+            if slot is None:
+                block = body
+            else:
+                block = ring.buf.numpy()[slot, :body].copy()
+                ring.release(slot)
+            self._largest_block = max(self._largest_block, block.size)
+            types, _, _, stau, known, input_id = self.pool.select(idx)
+            raw = RawSample(block, node_count, edge_count, cpu_s)
+            hint.update(raw, idx.size)  # the workers' costs decide the next epoch
+            sub = raw_to_subgraph(self.csr, raw, types, stau, known)
+            yield self._finish(to_hetero_data(sub, self.data, input_id=input_id))
+
+    def _ring_capacity(self, plan) -> int:
+        """Slot length (``int64``s) for the batches of ``plan``: the margin times the
+        largest block seen, or estimated from this process's running estimate (taken by
+        sampling the first batch here if there is none yet)."""
+        hint = self.cost_hint()
+        if hint.ints_per_seed is None and plan:
+            self.sample_ids(plan[0][1], plan[0][2], 1)
+        most = max(idx.size for _, idx, _ in plan) if plan else 1
+        est = (hint.ints_per_seed or 0.0) * most
+        return int(self._RING_MARGIN * max(est, self._largest_block)) + 64
 
     def __call__(self, index) -> Any:
         """The batch of the given pool positions (``input_id``s), as PyG's loaders do.
@@ -291,18 +412,31 @@ class BaseLoader:
         rng = derive_seed(base, 0x43414C4C, *idx[:64].tolist(), idx.size)
         return self._finish(self._build(idx, rng))
 
-    def _pipelined(self, plan):
-        ex = ThreadPoolExecutor(1, thread_name_prefix="rdlviz-prefetch")
-        threads = self.num_threads - 1  # the rest sample; this thread gathers
+    def _threaded(self, plan):
+        """Iterate ``plan`` with ``num_threads >= 2``: batch ``j + 1`` is sampled on a
+        background thread while batch ``j`` is gathered here, when it is big enough for
+        that to pay (:meth:`CostHint.parallel_pays`); otherwise it is sampled inline when
+        its turn comes. The estimate is updated by every batch, so a loader whose first
+        batch shows small batches never starts the background thread at all."""
+        hint = self.cost_hint()
+        ex: Optional[ThreadPoolExecutor] = None
+        pending = None  # the next batch's sampling, when it was handed to ``ex``
         try:
-            fut = ex.submit(self.sample_ids, plan[0][1], plan[0][2], threads)
-            for j in range(len(plan)):
-                sub, input_id = fut.result()
-                if j + 1 < len(plan):
-                    fut = ex.submit(self.sample_ids, plan[j + 1][1], plan[j + 1][2], threads)
+            for j, (_, idx, rng) in enumerate(plan):
+                if pending is not None:
+                    sub, input_id = pending.result()
+                    pending = None
+                else:
+                    sub, input_id = self.sample_ids(idx, rng)
+                if j + 1 < len(plan) and hint.parallel_pays(plan[j + 1][1].size):
+                    if ex is None:
+                        ex = ThreadPoolExecutor(1, thread_name_prefix="rdlviz-prefetch")
+                    # the other threads sample; this one gathers
+                    pending = ex.submit(self.sample_ids, plan[j + 1][1], plan[j + 1][2], self.num_threads - 1)
                 yield self._finish(to_hetero_data(sub, self.data, input_id=input_id))
         finally:
-            ex.shutdown(wait=False, cancel_futures=True)
+            if ex is not None:
+                ex.shutdown(wait=False, cancel_futures=True)
 
     def _finish(self, batch):
         return batch if self.transform is None else self.transform(batch)
@@ -313,11 +447,25 @@ class BaseLoader:
 
     def sample_ids(self, idx: np.ndarray, rng: np.uint64, num_threads: Optional[int] = None):
         """Sampling alone (no features): ``(SampledSubgraph, input_id per seed type)``
-        for pool positions ``idx`` and generator seed ``rng``."""
+        for pool positions ``idx`` (``int64 [B]``) and generator seed ``rng``."""
+        types, stype, snode, stau, known, input_id = self.pool.select(idx)
+        threads = self.num_threads if num_threads is None else num_threads
+        raw = self.sample_raw(stype, snode, stau, rng, threads)
+        return raw_to_subgraph(self.csr, raw, types, stau, known), input_id
+
+    def sample_raw(self, stype, snode, stau, rng, num_threads: int, alloc=None) -> RawSample:
+        """The :class:`RawSample` of seeds ``stype``/``snode``/``stau`` ``int64 [B]``
+        (``alloc(n)``: where to write the ``int64 [n]`` block; default a new array)."""
+        raise NotImplementedError  # pragma: no cover - implemented by the loaders
+
+    def cost_hint(self) -> CostHint:
+        """This loader's configuration's running cost estimate (shared with every
+        sampler call on the same graph and configuration in this process)."""
         raise NotImplementedError  # pragma: no cover - implemented by the loaders
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_dl"] = None
         state["_plan_sampler"] = None
+        state["_ring"] = None  # a worker gets the ring through _PlanDataset
         return state

@@ -29,7 +29,16 @@ from rdlviz.errors import ConfigError
 from rdlviz.sampling.batch import to_hetero_data
 from rdlviz.sampling.csr import EdgeType, TemporalCSR, resolve_fanouts
 from rdlviz.sampling.loader import BaseLoader, SeedPool, parse_input_nodes
-from rdlviz.sampling.sampler import _sample_resolved, check_strategy, check_threads, sample_ids
+from rdlviz.sampling.sampler import (
+    CostHint,
+    RawSample,
+    check_strategy,
+    check_threads,
+    cost_hint,
+    sample_ids,
+    sample_raw,
+    tree_key,
+)
 
 __all__ = ["sample", "NeighborLoader"]
 
@@ -112,7 +121,9 @@ class NeighborLoader(BaseLoader):
             and ``transform`` applied in this process); same batches as with 0.
         transform: applied to each batch (e.g. RelBench's ``AttachTargetTransform``).
         num_threads: threads for sampling (same batches for any value); with 2 or more,
-            the next batch is sampled in the background while features are gathered.
+            the next batch is sampled in the background while features are gathered,
+            and a batch is split across threads, when its estimated sampling time
+            makes that pay (``sampler.PARALLEL_MIN_S``; small batches run inline).
         persistent_workers: keep worker processes between epochs.
 
     ``len(loader)`` is the number of batches per epoch; each pass over the loader is one
@@ -150,14 +161,11 @@ class NeighborLoader(BaseLoader):
         self.input_type = self.pool.types[0]
         self._init_loader(batch_size, shuffle, seed, num_workers, transform, drop_last, persistent_workers)
 
-    def sample_ids(self, idx: np.ndarray, rng: np.uint64, num_threads: Optional[int] = None):
-        """Sampling alone (no features): the :class:`SampledSubgraph` of pool positions
-        ``idx`` with generator seed ``rng``, and the ``input_id``s."""
-        types, stype, snode, stau, known, input_id = self.pool.select(idx)
-        threads = self.num_threads if num_threads is None else num_threads
-        sub = _sample_resolved(self.csr, self.fanouts, self._last, types, stype, snode, stau,
-                               known, rng, threads)  # fmt: skip
-        return sub, input_id
+    def sample_raw(self, stype, snode, stau, rng, num_threads: int, alloc=None) -> RawSample:
+        return sample_raw(self.csr, self.fanouts, self._last, stype, snode, stau, rng, num_threads, alloc)
+
+    def cost_hint(self) -> CostHint:
+        return cost_hint(self.csr, tree_key(self.fanouts, self._last))
 
     def __repr__(self) -> str:
         return (

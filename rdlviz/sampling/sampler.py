@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -24,7 +26,7 @@ from rdlviz.errors import ConfigError
 from rdlviz.sampling import kernels
 from rdlviz.sampling.csr import TIME_MAX, EdgeType, TemporalCSR, _check_list, hops_matrix, resolve_fanouts
 
-__all__ = ["SampledSubgraph", "sample_ids", "sample_budget_ids", "normalize_seeds"]
+__all__ = ["SampledSubgraph", "RawSample", "sample_ids", "sample_budget_ids", "normalize_seeds", "PARALLEL_MIN_S"]
 
 SeedsLike = Union[Tuple[str, Tensor], Dict[str, Tensor]]
 
@@ -68,6 +70,124 @@ class SampledSubgraph:
     def num_edges(self) -> int:
         """Total sampled edges over all types."""
         return int(sum(v.numel() for v in self.e_id.values()))
+
+
+@dataclass
+class RawSample:
+    """One batch's sampled ids in a single flat block, before they are split per type.
+
+    This is the compact form in which worker processes hand a batch over (one ``int64``
+    array and two small count matrices, nothing per type): ``block`` ``int64
+    [2 N + 3 M]`` holds ``n_id [N] | batch [N] | edge_index [2 M] | e_id [M]``, nodes
+    grouped by type then hop, edges by edge type then hop, each edge type's
+    ``edge_index`` a contiguous ``[2, m_e]`` block. ``node_count`` ``int64 [T, L + 1]``
+    and ``edge_count`` ``int64 [E, L]`` are the nodes per (type, hop) and edges per
+    (edge type, hop). ``cpu_s`` is the CPU time the kernels spent on it (all threads).
+    """
+
+    block: np.ndarray
+    node_count: np.ndarray
+    edge_count: np.ndarray
+    cpu_s: float = 0.0
+
+    @property
+    def sizes(self) -> Tuple[int, int]:
+        """``(N, M)``: sampled nodes and edges."""
+        return int(self.node_count.sum()), int(self.edge_count.sum())
+
+
+def block_size(num_nodes: int, num_edges: int) -> int:
+    """Length of a :class:`RawSample` block with ``num_nodes`` nodes and ``num_edges`` edges."""
+    return 2 * num_nodes + 3 * num_edges
+
+
+# -- when parallel work pays -----------------------------------------------------------
+
+# Handing work to another thread costs a fixed amount however small the work: waking a
+# pool thread, taking the GIL back and forth, a second scratch set and scatter call --
+# about 0.1 ms per hand-off on an idle 2-core EPYC VM, several times that when the other
+# core is busy. A pretraining batch (64 seeds, fan-outs [8, 4, 2]) spends only ~0.4 ms
+# in the kernels, so splitting it or sampling it on a background thread made 2 threads
+# 1.5-3x *slower* than 1. A batch is therefore parallelised (split across threads, or
+# prefetched on a background thread by the loaders) only when the kernels are expected
+# to spend at least PARALLEL_MIN_S CPU seconds on it; below that it runs inline, exactly
+# as with one thread. The estimate is the CPU time measured on the previous batches of
+# the same graph and configuration (thread CPU time, so other jobs on the machine do not
+# inflate it); the first batch of a configuration always runs inline. The decision never
+# changes a batch, only where it is computed. 0 parallelises every batch (the tests use
+# it to cover both paths), ``inf`` none.
+PARALLEL_MIN_S = 1.0e-3
+
+
+class CostHint:
+    """Running estimate of what one seed costs for one (graph, sampler configuration).
+
+    ``cpu_per_seed``: kernel CPU seconds per seed; ``ints_per_seed``: :class:`RawSample`
+    block length per seed. Both are exponential moving averages over the batches
+    sampled so far in this process (``None`` before the first).
+    """
+
+    __slots__ = ("cpu_per_seed", "ints_per_seed")
+
+    def __init__(self):
+        self.cpu_per_seed: Optional[float] = None
+        self.ints_per_seed: Optional[float] = None
+
+    def update(self, raw: RawSample, num_seeds: int) -> None:
+        if num_seeds <= 0:
+            return
+        cpu, ints = raw.cpu_s / num_seeds, raw.block.size / num_seeds
+        if self.cpu_per_seed is None:
+            self.cpu_per_seed, self.ints_per_seed = cpu, ints
+        else:  # halve the weight of older batches (graphs change batch to batch little)
+            self.cpu_per_seed = 0.5 * (self.cpu_per_seed + cpu)
+            self.ints_per_seed = 0.5 * (self.ints_per_seed + ints)
+
+    def cpu_s(self, num_seeds: int) -> Optional[float]:
+        """Estimated kernel CPU seconds for a batch of ``num_seeds`` (``None``: unknown)."""
+        return None if self.cpu_per_seed is None else self.cpu_per_seed * num_seeds
+
+    def parallel_pays(self, num_seeds: int) -> bool:
+        """Whether a batch of ``num_seeds`` is worth a hand-off to another thread."""
+        if PARALLEL_MIN_S <= 0:
+            return True
+        est = self.cpu_s(num_seeds)
+        return est is not None and est >= PARALLEL_MIN_S
+
+
+_HINTS: "weakref.WeakKeyDictionary[TemporalCSR, Dict[tuple, CostHint]]" = weakref.WeakKeyDictionary()
+
+
+def cost_hint(csr: TemporalCSR, key: tuple) -> CostHint:
+    """The :class:`CostHint` of configuration ``key`` on ``csr`` (created on first use)."""
+    per = _HINTS.get(csr)
+    if per is None:
+        per = _HINTS.setdefault(csr, {})
+    hint = per.get(key)
+    if hint is None:
+        hint = per.setdefault(key, CostHint())
+    return hint
+
+
+def tree_key(fan: np.ndarray, last: bool) -> tuple:
+    """Configuration key of the tree sampler (fan-out matrix ``int64 [E, L]``, strategy)."""
+    return ("tree", fan.shape, fan.tobytes(), bool(last))
+
+
+def budget_key(budget: np.ndarray, time_constrained: bool) -> tuple:
+    """Configuration key of the budget sampler (``int64 [T, L]`` budget, constraint)."""
+    return ("budget", budget.shape, budget.tobytes(), bool(time_constrained))
+
+
+def num_chunks(hint: CostHint, num_seeds: int, num_threads: int) -> int:
+    """Threads to split a batch of ``num_seeds`` trees across: 1 unless each of them
+    gets at least ``PARALLEL_MIN_S / 2`` of estimated kernel time and 8 trees."""
+    if num_threads < 2 or not hint.parallel_pays(num_seeds):
+        return 1
+    most = min(num_threads, num_seeds // 8)
+    if PARALLEL_MIN_S > 0:
+        most = min(most, int(hint.cpu_s(num_seeds) / (PARALLEL_MIN_S / 2)))
+    return max(1, most)
 
 
 # -- seeds ------------------------------------------------------------------------------
@@ -248,29 +368,43 @@ def sample_ids(
     return _sample_resolved(csr, fan, last, types, stype, snode, stau, known, draw_seed(seed), threads)
 
 
-def _sample_resolved(csr, fan, last, types, stype, snode, stau, known, rng, num_threads):
-    """Sample the trees of all seeds on ``num_threads`` threads and assemble the output.
+Alloc = Callable[[int], np.ndarray]
 
-    Two phases, each one task per thread: (1) thread ``c`` samples the contiguous chunk
-    ``c`` of trees into its own scratch buffers and counts nodes per (type, hop) and
-    edges per (edge type, hop); (2) after the offsets of every chunk in every bin are
-    known, each thread writes its chunk into disjoint ranges of the output. The result
-    is identical for any number of threads.
+
+def _sample_resolved(csr, fan, last, types, stype, snode, stau, known, rng, num_threads) -> SampledSubgraph:
+    """:func:`sample_raw`, then split per type into a :class:`SampledSubgraph`."""
+    raw = sample_raw(csr, fan, last, stype, snode, stau, rng, num_threads)
+    return raw_to_subgraph(csr, raw, types, stau, known)
+
+
+def sample_raw(csr, fan, last, stype, snode, stau, rng, num_threads, alloc: Optional[Alloc] = None) -> RawSample:
+    """Sample the trees of all seeds and assemble them into one :class:`RawSample`.
+
+    Seeds are ``stype``/``snode``/``stau`` ``int64 [B]``; ``fan`` ``int64 [E, L]``.
+    ``alloc(n)`` returns the ``int64 [n]`` array the block is written to (default: a
+    fresh array; worker processes pass a slot of their shared-memory ring).
+
+    The batch is split into ``k`` contiguous chunks of trees, ``k`` from
+    :func:`num_chunks` (1 for small batches: see :data:`PARALLEL_MIN_S`). Two phases:
+    (1) chunk ``c`` is sampled into its own scratch buffers, counting nodes per (type,
+    hop) and edges per (edge type, hop); (2) once the offsets of every chunk in every bin
+    are known, each chunk is written into disjoint ranges of the output. The calling
+    thread does chunk 0 itself and pool threads the others. The result is identical for
+    any ``k`` (each tree has its own generator stream).
     """
     B = snode.size
     L = fan.shape[1]
     T, E = len(csr.node_types), len(csr.edge_types)
-    k = max(1, min(num_threads, B // 8))  # a few trees per thread at least
+    hint = cost_hint(csr, tree_key(fan, last))
+    k = num_chunks(hint, B, num_threads)
     bounds = np.linspace(0, B, k + 1).astype(np.int64)
     scratch = [csr.acquire() for _ in range(k)]
     try:
         args = [(csr, fan, last, stype, snode, stau, rng, int(bounds[c]), int(bounds[c + 1]), scratch[c]) for c in range(k)]
-        if k == 1:
-            chunks = [_sample_chunk(*args[0])]
-        else:
-            chunks = list(_pool().map(lambda a: _sample_chunk(*a), args))
+        chunks = _run_chunks(_sample_chunk, args)
         ncount = np.stack([c[0] for c in chunks])  # [k, T * H]
         ecount = np.stack([c[1] for c in chunks])  # [k, E * L]
+        cpu = sum(c[2] for c in chunks)
         ntot, etot = ncount.sum(0), ecount.sum(0)
         nbin = np.zeros(ntot.size + 1, np.int64)
         np.cumsum(ntot, out=nbin[1:])
@@ -280,27 +414,45 @@ def _sample_resolved(csr, fan, last, types, stype, snode, stau, known, rng, num_
         nstart = nbin[:-1] + np.cumsum(ncount, 0) - ncount
         estart = ebin[:-1] + np.cumsum(ecount, 0) - ecount
         type_base = np.ascontiguousarray(nbin[: T * (L + 1) : L + 1])
-        ebase = np.ascontiguousarray(ebin[:: L]) if L else np.zeros(E + 1, np.int64)
+        ebase = np.ascontiguousarray(ebin[::L]) if L else np.zeros(E + 1, np.int64)
         N, M = int(nbin[-1]), int(ebin[-1])
-        out_t = _alloc_outputs(N, M)
-        n_id, batch, ei, e_id = out = tuple(x.numpy() for x in out_t)
+        block = (alloc or _empty)(block_size(N, M))
+        out = _split_block(block, N, M)
         sargs = [(scratch[c], L, nstart[c].copy(), type_base, estart[c].copy(), ebase, out) for c in range(k)]
-        if k == 1:
-            _scatter_chunk(*sargs[0])
-        else:
-            list(_pool().map(lambda a: _scatter_chunk(*a), sargs))
+        cpu += sum(_run_chunks(_scatter_chunk, sargs))
     finally:
         for sc in scratch:
             csr.release(sc)
-    node_count = ntot.reshape(T, L + 1)
-    edge_count = etot.reshape(E, L)
-    return _to_subgraph(csr, out_t, node_count, ebase, edge_count, types, stau, known)
+    raw = RawSample(block, ntot.reshape(T, L + 1), etot.reshape(E, L), cpu)
+    hint.update(raw, B)
+    return raw
+
+
+def _run_chunks(fn, args: list) -> list:
+    """``[fn(*a) for a in args]``, ``args[0]`` on this thread and the rest on the pool
+    (this thread would otherwise sit idle waiting, and one hand-off fewer is spent)."""
+    if len(args) == 1:
+        return [fn(*args[0])]
+    futs = [_pool().submit(fn, *a) for a in args[1:]]
+    first = fn(*args[0])
+    return [first] + [f.result() for f in futs]
+
+
+def _empty(n: int) -> np.ndarray:
+    return np.empty(n, np.int64)
+
+
+def _split_block(block: np.ndarray, N: int, M: int):
+    """Views ``(n_id [N], batch [N], ei [2M], e_id [M])`` of a :class:`RawSample` block."""
+    return block[:N], block[N : 2 * N], block[2 * N : 2 * N + 2 * M], block[2 * N + 2 * M : 2 * N + 3 * M]
 
 
 def _sample_chunk(csr, fan, last, stype, snode, stau, rng, t0, t1, sc):
     """Run the tree kernel on trees ``t0 .. t1 - 1`` with scratch ``sc``, growing its
     buffers whenever the kernel reports them full; returns the (type, hop) and
-    (edge type, hop) counts and leaves the output in ``sc.buffers``/``sc.sizes``."""
+    (edge type, hop) counts and this thread's CPU seconds, and leaves the output in
+    ``sc.buffers``/``sc.sizes``."""
+    c0 = time.thread_time()
     T, E, L = len(csr.node_types), len(csr.edge_types), fan.shape[1]
     if sc.buffers is None:
         est = max(256, (t1 - t0) * 64)
@@ -332,48 +484,38 @@ def _sample_chunk(csr, fan, last, stype, snode, stau, rng, t0, t1, sc):
         newpos = np.empty(nodes.shape[1], np.int64)
     sc.buffers = (nodes, edges, newpos)
     sc.sizes = (nn, ne)
-    return ncount, ecount
+    return ncount, ecount, time.thread_time() - c0
 
 
-def _scatter_chunk(sc, L, nstart, type_base, estart, ebase, out):
+def _scatter_chunk(sc, L, nstart, type_base, estart, ebase, out) -> float:
+    """Write one chunk into the output (see :func:`kernels.scatter`); CPU seconds."""
+    c0 = time.thread_time()
     nodes, edges, newpos = sc.buffers
     nn, ne = sc.sizes
     n_id, batch, ei, e_id = out
     kernels.scatter(nodes, nn, edges, ne, L, nstart, type_base, estart, ebase, n_id, batch, ei, e_id, newpos)
+    return time.thread_time() - c0
 
 
-def _alloc_outputs(N: int, M: int):
-    """``(n_id [N], batch [N], ei [2M], e_id [M])`` int64 tensors for one batch.
+def raw_to_subgraph(csr: TemporalCSR, raw: RawSample, types, stau, known) -> SampledSubgraph:
+    """Split a :class:`RawSample` into per-type tensors (views of ``raw.block``).
 
-    In a DataLoader worker they are carved out of one shared-memory block, so the
-    batch reaches the main process without a copy and as a single segment (the main
-    process then gathers the features); elsewhere they are ordinary tensors.
-    """
-    sizes = (N, N, 2 * M, M)
-    if torch.utils.data.get_worker_info() is None:
-        return tuple(torch.empty(n, dtype=torch.int64) for n in sizes)
-    block = torch.empty(max(1, sum(sizes)), dtype=torch.int64).share_memory_()
-    out, a = [], 0
-    for n in sizes:
-        out.append(block[a : a + n])
-        a += n
-    return tuple(out)
-
-
-def _to_subgraph(csr, out_t, node_count, ebase, edge_count, types, stau, known) -> SampledSubgraph:
+    ``types``/``stau``/``known`` are the seed types, seed times and known-time flags of
+    :func:`normalize_seeds` (or ``SeedPool.select``)."""
     # torch.split makes every per-type view in one call (slicing one by one costs more
     # than the rest of the assembly on small batches).
-    n_id, batch, ei, e_id = out_t
-    counts = node_count.tolist()
+    N, M = raw.sizes
+    n_id, batch, ei, e_id = (torch.from_numpy(x) for x in _split_block(raw.block, N, M))
+    counts = raw.node_count.tolist()
     sizes = [sum(c) for c in counts]
     nodes_d = dict(zip(csr.node_types, n_id.split(sizes)))
     batch_d = dict(zip(csr.node_types, batch.split(sizes)))
     nsn = dict(zip(csr.node_types, counts))
-    esizes = np.diff(ebase).tolist()
+    esizes = raw.edge_count.sum(1).tolist()
     eid_d = dict(zip(csr.edge_types, e_id.split(esizes)))
     blocks = ei.split([2 * m for m in esizes])
     ei_d = {et: blk.view(2, m) for et, blk, m in zip(csr.edge_types, blocks, esizes)}
-    nse = dict(zip(csr.edge_types, edge_count.tolist()))
+    nse = dict(zip(csr.edge_types, raw.edge_count.tolist()))
     return SampledSubgraph(
         n_id=nodes_d,
         batch=batch_d,
@@ -437,7 +579,16 @@ def sample_budget_ids(
     return _budget_resolved(csr, budget, bool(time_constrained), types, stype, snode, stau, known, draw_seed(seed))
 
 
-def _budget_resolved(csr, budget, time_constrained, types, stype, snode, stau, known, rng):
+def _budget_resolved(csr, budget, time_constrained, types, stype, snode, stau, known, rng) -> SampledSubgraph:
+    """:func:`budget_raw`, then split per type into a :class:`SampledSubgraph`."""
+    raw = budget_raw(csr, budget, time_constrained, stype, snode, stau, rng)
+    return raw_to_subgraph(csr, raw, types, stau, known)
+
+
+def budget_raw(csr, budget, time_constrained, stype, snode, stau, rng, alloc: Optional[Alloc] = None) -> RawSample:
+    """One budget batch as a :class:`RawSample` (one thread; ``alloc`` as in
+    :func:`sample_raw`). Seeds ``int64 [B]``, ``budget`` ``int64 [T, L]``."""
+    c0 = time.thread_time()
     sc = csr.acquire()
     try:
         total = int(csr.node_offset[-1])
@@ -480,10 +631,12 @@ def _budget_resolved(csr, budget, time_constrained, types, stype, snode, stau, k
         np.cumsum(ecount, out=ebin[1:])
         type_base = np.ascontiguousarray(nbin[: T * (L + 1) : L + 1])
         ebase = np.ascontiguousarray(ebin[::L])
-        out_t = _alloc_outputs(nn, ne)
-        n_id, batch, ei, e_id = (x.numpy() for x in out_t)
+        block = (alloc or _empty)(block_size(nn, ne))
+        n_id, batch, ei, e_id = _split_block(block, nn, ne)
         kernels.scatter(nodes, nn, edges, ne, L, nbin[:-1].copy(), type_base, ebin[:-1].copy(), ebase,
                         n_id, batch, ei, e_id, np.empty(nn, np.int64))  # fmt: skip
     finally:
         csr.release(sc)
-    return _to_subgraph(csr, out_t, ncount.reshape(T, L + 1), ebase, ecount.reshape(E, L), types, stau, known)
+    raw = RawSample(block, ncount.reshape(T, L + 1), ecount.reshape(E, L), time.thread_time() - c0)
+    cost_hint(csr, budget_key(budget, time_constrained)).update(raw, stype.size)
+    return raw
