@@ -11,13 +11,14 @@ from ``results`` at their own time, fan-outs [8, 4, 2]):
 - peak resident memory: each configuration runs in a fresh child process, which reports
   its RSS before the measured loop and its peak (``ru_maxrss``), workers separately.
 
-Each measurement is repeated ``--repeats`` times; the table shows the median, the JSON
-keeps every run. The machine's load average is recorded around every configuration:
+Each measurement is repeated ``--repeats`` times in each of ``--rounds`` fresh child
+processes per configuration (run in alternating order); the table shows the median over
+all of them, the JSON keeps every run. The machine's load average is recorded around every configuration:
 on a shared machine, other jobs inflate wall times.
 
 Usage::
 
-    .venv/bin/python benchmarks/sampler.py [--source ../shared/data/f1db] [--repeats 5]
+    .venv/bin/python benchmarks/sampler.py [--source ../shared/data/f1db] [--repeats 5] [--rounds 3]
 
 Writes ``benchmarks/results/sampler.json`` and ``sampler.md``.
 """
@@ -320,7 +321,8 @@ def table(results: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--source", default=os.environ.get("RDLVIZ_F1_SOURCE", str(REPO.parent / "shared" / "data" / "f1db")))
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=5, help="timed passes per child process")
+    ap.add_argument("--rounds", type=int, default=3, help="fresh child processes per configuration")
     ap.add_argument("--only", nargs="*", help="configuration names to run (default: all)")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--report-only", action="store_true",
@@ -350,18 +352,31 @@ def main() -> None:
         graph = build_graph(args.source, graph_path)
         print(f"graph: {graph}")
         results = {}
-        for name in names:
-            proc = subprocess.run(
-                [sys.executable, __file__, "--child", name, "--graph", str(graph_path), "--repeats", str(args.repeats)],
-                capture_output=True, text=True, check=False, env={**os.environ, "PYTHONWARNINGS": "ignore"},
-            )
-            if proc.returncode != 0:
-                sys.stderr.write(proc.stderr)
-                raise SystemExit(f"configuration '{name}' failed")
-            results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-            w = results[name]["runs"]["whole"]
-            print(f"  {name}: {med(w, 'seeds_per_s'):,.0f} seeds/s whole loader, "
-                  f"{med(w, 'ms_per_batch'):.2f} ms/batch")
+        # Each round runs every configuration in a fresh child process, in alternating
+        # order: the same code path was measured 1.05-1.93 ms/batch in different processes
+        # on this VM, so one process per configuration cannot rank configurations.
+        for rnd in range(args.rounds):
+            for name in (names if rnd % 2 == 0 else names[::-1]):
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--child", name, "--graph", str(graph_path),
+                     "--repeats", str(args.repeats)],
+                    capture_output=True, text=True, check=False, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                )
+                if proc.returncode != 0:
+                    sys.stderr.write(proc.stderr)
+                    raise SystemExit(f"configuration '{name}' failed")
+                one = json.loads(proc.stdout.strip().splitlines()[-1])
+                if name not in results:
+                    results[name] = one
+                else:
+                    for kind, runs in one["runs"].items():
+                        results[name]["runs"][kind] += runs
+                    for key in ("peak_rss_mb", "rss_mb_before_loop"):
+                        results[name][key] = max(results[name][key], one[key])
+                w = one["runs"]["whole"]
+                print(f"  round {rnd + 1} {name}: {med(w, 'seeds_per_s'):,.0f} seeds/s whole loader, "
+                      f"{med(w, 'ms_per_batch'):.2f} ms/batch", flush=True)
+        results = {name: results[name] for name in names}
     info["load_at_end"] = list(os.getloadavg())
     info["two_thread_headroom_at_end"] = parallel_headroom()
     md = table(results)
@@ -369,10 +384,10 @@ def main() -> None:
     print(md)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": info, "graph": graph, "repeats": args.repeats, "seed": SEED,
+    payload = {"machine": info, "graph": graph, "repeats": args.repeats * args.rounds, "seed": SEED,
                "reference_pyg_lib_0.9.0_1_thread": PYG_LIB, "results": results}
     (out / "sampler.json").write_text(json.dumps(payload, indent=1))
-    (out / "sampler.md").write_text(report(info, graph, args.repeats, md, results))
+    (out / "sampler.md").write_text(report(info, graph, args.repeats * args.rounds, md, results))
     print(f"\nwrote {out / 'sampler.json'} and {out / 'sampler.md'}")
 
 
@@ -418,7 +433,10 @@ seeds, each at its own time), batch 512, shuffled; *pretrain* = {PRETRAIN_BATCHE
 of 64 `results` rows (at their own time; the pool is the {graph['pretrain_seed_pool']:,}
 rows before the validation cutoff); *budget* = `BudgetLoader`, 64 `results` seeds, 64
 nodes per node type per hop, 3 hops. Generator seed {SEED}; median of {repeats} runs (in
-brackets the best run, the least disturbed by other jobs).
+brackets the best run, the least disturbed by other jobs), taken in several fresh
+processes per configuration run in alternating order (`--rounds`): one process of the
+same code measured 1.05 and another 1.93 ms/batch here, so a single process per
+configuration cannot rank them.
 *Whole loader* includes gathering every node's TensorFrame row and time and building the
 `HeteroData`; *sampling alone* is `loader.sample_ids` (ids and local edges only). Peak
 RSS is the child process's maximum resident set (in brackets: before the timed loop).
@@ -434,12 +452,20 @@ Against pyg-lib 0.9.0 (PyG `NeighborLoader`, 1 thread, same machine; measured ea
 Notes:
 - Batches are identical for any number of threads and workers (tested); only speed
   differs. With 2 threads, the next batch is sampled on a background thread while the
-  current batch's features are gathered (the kernels release the GIL).
-- With worker processes, workers sample the ids into one shared-memory block per batch
-  and this process gathers the features. The hand-off (pickling, file-descriptor
-  passing, first-touch faults on fresh shared memory, which are slow on this virtual
-  machine) costs more than in-process sampling, which is already faster than the model
-  step that consumes a batch; workers pay off only when cores are idle and batches big.
+  current batch's features are gathered (the kernels release the GIL), and with more a
+  batch is also split across threads -- but only when the kernels' measured CPU time
+  for such a batch is at least `sampler.PARALLEL_MIN_S` (1 ms): a hand-off to another
+  thread costs ~0.1 ms idle and more under load, so small batches (the pretraining
+  pattern: ~0.4 ms in the kernels) run inline, exactly as with 1 thread.
+- With worker processes, workers sample the ids and write them into a slot of a
+  shared-memory ring allocated once per set of workers; the message back holds only
+  the block's length and two small count matrices, and this process copies the block
+  out, frees the slot and gathers the features. (Before: a fresh shared-memory segment
+  per batch, passed by file descriptor, which cost more than sampling a small batch.)
+  Workers still cost a copy and two process hand-offs per batch, so, as for threads, an
+  epoch whose batches are estimated below `PARALLEL_MIN_S` of kernel time is sampled in
+  this process instead (the pretraining pattern's 2-worker row); a busy machine (headroom
+  near 1) does not repay workers on big batches either.
 - *nodes/seed* matches pyg-lib's (~143 for [128, 64]), as the semantics do: disjoint
   trees, per-tree deduplication, neighbours with time <= seed time.
 """
