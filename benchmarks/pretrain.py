@@ -14,6 +14,7 @@ Writes benchmarks/results/pretrain.json and pretrain.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -36,6 +37,7 @@ class _Count:
 
 def bench(db_name: str, args) -> dict:
     db = rdlviz.load(db_name)
+    load_start = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
     graph = rdlviz.build_graph(db, text=args.text)
     build_s = time.perf_counter() - t0
@@ -63,6 +65,11 @@ def bench(db_name: str, args) -> dict:
         "first_train_losses": {k: round(float(run.history.iloc[0][k]), 4)
                                for k in list(run.config["objectives"]) + ["total"]},
         "peak_rss_mb": round(_common.peak_rss_mb(), 1),
+        # the validation curve: how close the run was to stopping early
+        "val_history": run.history[run.history.split == "val"].drop(columns=["split"]).round(4)
+                          .to_dict(orient="records"),
+        "load_average_start": load_start,
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -77,22 +84,40 @@ def main() -> None:
     p.add_argument("--num-neighbors", type=int, nargs="+", default=[16, 8])
     p.add_argument("--text", default="hash")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     rows = [bench(db, args) for db in args.db]
-    payload = {"machine": _common.machine(), "command": " ".join(sys.argv), "results": rows}
+    for r in rows:
+        r["machine"] = _common.machine()
+        r["command"] = "python " + " ".join(sys.argv)
+    # Databases not run this time keep their last measured row (each row says when and how).
+    previous = _common.RESULTS / "pretrain.json"
+    if previous.exists():
+        old = json.loads(previous.read_text()).get("results", [])
+        rows = [r for r in old if r["database"] not in args.db and "machine" in r] + rows
+    rows.sort(key=lambda r: r["database"])
+    payload = {"machine": _common.machine(), "results": rows}
     md = ["# Pretraining benchmark", "",
-          f"Machine: {payload['machine']['cpu']}, {payload['machine']['cores']} cores, "
-          f"torch {payload['machine']['torch']} ({payload['machine']['torch_threads']} threads), "
-          f"load average at the end {payload['machine']['load_average']}, {payload['machine']['date']}.",
-          f"Command: `python {payload['command']}`", "",
-          "| database | steps (stop) | best step | seconds | steps/s | seed rows/s | sampled rows/s | peak RSS MiB | final val losses |",
-          "|---|---|---|---|---|---|---|---|---|"]
+          "Each row: one run of `benchmarks/pretrain.py` on this machine (command, machine, torch",
+          "threads and load average in the row's notes below); seconds include validation.", "",
+          "| database | steps (stop) | best step | seconds | steps/s | seed rows/s | sampled rows/s | peak RSS MiB | load (start / end) | final val losses |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         losses = ", ".join(f"{k} {v:.3f}" for k, v in r["final_val_losses"].items())
         md.append(f"| {r['database']} | {r['steps']} ({r['stopped']}) | {r['best_step']} | {r['seconds_total']} | "
                   f"{r['steps_per_second']} | {r['seed_rows_per_second']} | {r['sampled_rows_per_second']} | "
-                  f"{r['peak_rss_mb']} | {losses} |")
+                  f"{r['peak_rss_mb']} | {r['load_average_start'][0]} / {r['load_average_end'][0]} | {losses} |")
+    md.append("")
+    for r in rows:
+        m = r["machine"]
+        md.append(f"- {r['database']}: `{r['command']}` on {m['cpu']}, {m['cores']} cores, torch {m['torch']} "
+                  f"({m['torch_threads']} threads), {m['date']}; graph built in {r['graph_build_seconds']} s; "
+                  f"time split {r['seconds']}.")
     md.append("")
     _common.write("pretrain", payload, "\n".join(md) + "\n")
     print("\n".join(md))
