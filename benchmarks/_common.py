@@ -36,6 +36,22 @@ def machine() -> Dict[str, Any]:
     }
 
 
+def add_run_args(parser) -> None:
+    """The options every training benchmark shares: text handling, seed, threads, quiet."""
+    parser.add_argument("--text", default="hash")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def parse_run_args(parser):
+    """``parser.parse_args()``, with ``--threads`` applied to torch."""
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

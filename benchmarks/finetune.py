@@ -57,15 +57,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--num-neighbors", type=int, nargs="+", default=[128, 64])
-    p.add_argument("--text", default="hash")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
-    p.add_argument("--quiet", action="store_true")
-    args = p.parse_args()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _common.add_run_args(p)
+    args = _common.parse_run_args(p)
     db = rdlviz.load("rel-f1")
     graph = rdlviz.build_graph(db, text=args.text)
     rows = [bench(db, graph, t, args) for t in args.tasks]

@@ -82,15 +82,8 @@ def main() -> None:
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--channels", type=int, default=128)
     p.add_argument("--num-neighbors", type=int, nargs="+", default=[16, 8])
-    p.add_argument("--text", default="hash")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
-    p.add_argument("--quiet", action="store_true")
-    args = p.parse_args()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    _common.add_run_args(p)
+    args = _common.parse_run_args(p)
     rows = [bench(db, args) for db in args.db]
     for r in rows:
         r["machine"] = _common.machine()
