@@ -190,7 +190,12 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
     ft = dict(epochs=a.epochs, max_steps_per_epoch=a.max_steps_per_epoch, num_neighbors=tuple(a.num_neighbors),
               backbone_lr=a.backbone_lr, probe_epochs=a.probe_epochs)
     script = os.path.basename(sys.argv[0])
-    notes = f"Command: `python benchmarks/{script} {' '.join(sys.argv[1:])}`. {a.notes}".strip()
+    # the command as run, without the --notes text (which follows it once)
+    argv = sys.argv[1:]
+    if "--notes" in argv:
+        i = argv.index("--notes")
+        argv = argv[:i] + ["--notes", "..."] + argv[i + 2:]
+    notes = f"Command: `python benchmarks/{script} {' '.join(argv)}`. {a.notes}".strip()
     if a.merge:
         merge(a.merge, db_name, a.out, notes=a.notes)
         return
