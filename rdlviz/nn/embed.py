@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 

@@ -391,11 +391,9 @@ class BaseLoader:
 
     def _ring_capacity(self, plan) -> int:
         """Slot length (``int64``s) for the batches of ``plan``: the margin times the
-        largest block seen, or estimated from this process's running estimate (taken by
-        sampling the first batch here if there is none yet)."""
+        largest block seen, or estimated from this process's running estimate (which
+        :meth:`_workers_pay` has made sure exists)."""
         hint = self.cost_hint()
-        if hint.ints_per_seed is None and plan:
-            self.sample_ids(plan[0][1], plan[0][2], 1)
         most = max(idx.size for _, idx, _ in plan) if plan else 1
         est = (hint.ints_per_seed or 0.0) * most
         return int(self._RING_MARGIN * max(est, self._largest_block)) + 64

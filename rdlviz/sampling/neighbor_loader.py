@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-import numpy as np
 from torch import Tensor
 from torch_geometric.data import HeteroData
 

@@ -186,10 +186,10 @@ class LinkContrastiveLoss(nn.Module):
             dev = hc.device
             # Global identity, compressed to batch-local ranks: rank * Up + rank cannot overflow.
             if n_id_dict is not None and child in n_id_dict and parent in n_id_dict:
-                gc, Uc = dense_rank(n_id_dict[child].to(dev))
+                gc, _ = dense_rank(n_id_dict[child].to(dev))
                 gp, Up = dense_rank(n_id_dict[parent].to(dev))
             else:
-                gc, Uc = torch.arange(Nc, device=dev), Nc
+                gc = torch.arange(Nc, device=dev)
                 gp, Up = torch.arange(Np, device=dev), Np
             linked = torch.unique(gc[ei[0]] * Up + gp[ei[1]])  # sorted
             W = self.weight[module_key(*et)]
