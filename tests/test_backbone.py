@@ -1,5 +1,6 @@
-"""The backbone's two savings change no output: each distinct row is encoded once, and
-layer trimming (``seeds_only``) leaves the seeds' embeddings exact."""
+"""The backbone's savings change no output: each distinct row is encoded once, layer
+trimming (``seeds_only``) leaves the seeds' embeddings exact, and two views stacked in
+one pass equal two passes."""
 
 from __future__ import annotations
 
@@ -72,3 +73,20 @@ def test_seeds_only_trims_layers_and_keeps_the_seed_embeddings_exact(f1_graph, d
     if layers > 1:  # the outermost hops were dropped before the last layer
         kept = sum(v.size(0) for v in trimmed_all.values())
         assert kept < sum(b[t].num_nodes for t in b.node_types)
+
+
+def test_two_views_in_one_stacked_pass_equal_two_separate_passes(f1_graph, dnf_batch):
+    from rdlviz.pretrain.corruption import Corruption
+
+    b = dnf_batch
+    net = _backbone(f1_graph, 2)
+    corrupt = Corruption({t: f1_graph.data[t].tf for t in f1_graph.data.node_types}, p=0.5)
+    view = corrupt(_frames(b), generator=torch.Generator().manual_seed(0))
+    h, h_view = net.forward_views(b, view)
+    sep, sep_view = net(b, tf_dict=_frames(b)), net(b, tf_dict=view)
+    assert set(h) == set(sep) and set(h_view) == set(sep_view)
+    for t in sep:
+        torch.testing.assert_close(h[t], sep[t], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(h_view[t], sep_view[t], rtol=1e-4, atol=1e-5)
+    # The views really differ, so the halves were not mixed up.
+    assert not torch.allclose(h["drivers"], h_view["drivers"])

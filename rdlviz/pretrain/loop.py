@@ -128,11 +128,13 @@ class _Stepper:
 
     def losses(self, batch, view, mask) -> Dict[str, torch.Tensor]:
         t0 = time.perf_counter()
-        h = self.backbone(batch)
+        if view is not None:
+            h, h_view = self.backbone.forward_views(batch, view)
+        else:
+            h, h_view = self.backbone(batch), None
         n_id = {t: batch[t].n_id for t in batch.node_types}
         ei = {e: batch[e].edge_index for e in batch.edge_types}
         out: Dict[str, torch.Tensor] = {}
-        h_view = self.backbone(batch, view) if view is not None else None
         for name, loss in self.objectives.items():
             if name == "row":
                 out[name] = loss(h, h_view, n_id)
