@@ -44,6 +44,7 @@ def bench(db_name: str, args) -> dict:
     counter = _Count()
     run = rdlviz.pretrain(graph, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                           eval_every=args.eval_every, patience=args.patience,
+                          **({} if args.min_delta is None else {"min_delta": args.min_delta}),
                           channels=args.channels, num_neighbors=tuple(args.num_neighbors),
                           callbacks=[counter], progress=not args.quiet)
     s = run.seconds
@@ -80,6 +81,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--patience", type=int, default=5)
+    p.add_argument("--min-delta", type=float, default=None,
+                   help="early-stopping threshold (default: rdlviz.pretrain's)")
     p.add_argument("--channels", type=int, default=128)
     p.add_argument("--num-neighbors", type=int, nargs="+", default=[16, 8])
     _common.add_run_args(p)

@@ -115,6 +115,18 @@ def test_each_objective_alone(graph):
         assert run.history[obj].notna().all() and run.history["total"].notna().all()
 
 
+def test_early_stopping_needs_an_improvement_larger_than_min_delta(graph):
+    cfg = dict(FAST, steps=12, eval_every=2, patience=2)
+    # No evaluation can beat the first one by 10 (chance level of each objective is ~1):
+    # the run keeps step 2's state and stops two evaluations later.
+    strict = rdlviz.pretrain(graph, min_delta=10.0, **cfg)
+    assert (strict.stopped, strict.best_step, strict.step) == ("early_stop", 2, 6)
+    # With no threshold, every evaluation that lowers the loss at all is an improvement.
+    loose = rdlviz.pretrain(graph, min_delta=0.0, **cfg)
+    val = loose.history[loose.history.split == "val"].set_index("step")["total"]
+    assert loose.best_val == val.loc[loose.best_step] == val.loc[:loose.step].min()
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(objectives=("row", "nope")), "unknown objectives"),
     (dict(objectives=()), "at least one"),
@@ -122,6 +134,7 @@ def test_each_objective_alone(graph):
     (dict(batch_size=1), "batch_size"),
     (dict(num_neighbors=(0,)), "num_neighbors"),
     (dict(weights={"link": 1.0}, objectives=("row",)), "weights"),
+    (dict(min_delta=-0.1), "min_delta"),
 ])
 def test_bad_config_is_a_clear_error(graph, kwargs, message):
     with pytest.raises(ConfigError, match=message):

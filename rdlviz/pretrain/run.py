@@ -28,7 +28,8 @@ class PretrainRun:
             :func:`rdlviz.pretrain.checkpoint.schema_of`).
         seconds: wall time per phase (``total``, ``sample``, ``forward``, ``backward``,
             ``eval``).
-        step: steps taken; ``best_step``/``best_val``: where validation loss was lowest.
+        step: steps taken; ``best_step``/``best_val``: the last evaluation that improved
+            the validation loss by more than ``min_delta`` (the state kept).
         stopped: ``"steps"``, ``"early_stop"`` or ``"interrupted"``.
     """
 
