@@ -19,7 +19,9 @@ batches (a temporal hold-out of pre-cutoff seeds, with a fixed corruption); the 
 state is kept and training stops early after ``patience`` evaluations without an
 improvement of more than ``min_delta``. Ctrl-C stops cleanly and keeps the best state.
 All randomness of step ``s`` is derived from ``(seed, s)``, so a run is reproducible on
-CPU and a resumed run continues exactly the curve it left.
+CPU with one torch thread, and a resumed run continues exactly the curve it left. With
+more threads some reductions run in another order and curves drift apart (two 2-thread
+rel-f1 runs of seed 0 differed by 0.02 in validation loss at step 50).
 """
 
 from __future__ import annotations
