@@ -25,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 import _common  # noqa: E402
-from pretrain_budget import probe_all  # noqa: E402
+import _probes  # noqa: E402
 from protocol import _health  # noqa: E402
 
 import rdlviz  # noqa: E402
@@ -34,17 +34,12 @@ from rdlviz.nn import Backbone  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--db", default="rel-f1")
     p.add_argument("--variants", nargs="+", default=["row,link,context", "row,context", "row", "link", "context"],
                    help="comma-separated objective sets")
     p.add_argument("--steps", type=int, default=2000, help="most pretraining steps (early stopping may end sooner)")
-    p.add_argument("--tasks", nargs="+", default=None, help="default: every entity task of the database")
-    p.add_argument("--probe-seeds", type=int, nargs="+", default=[0, 1])
-    _common.add_run_args(p)
+    _probes.add_probe_args(p)
     args = _common.parse_run_args(p)
-    db = rdlviz.load(args.db)
-    graph = rdlviz.build_graph(db, text=args.text)
-    tasks = args.tasks or [t for t in db.get_task_names() if hasattr(db.load_task(t), "entity_table")]
+    db, graph, tasks = _probes.setup(args)
     tables = sorted({db.load_task(t).entity_table for t in tasks})
     rows = []
     for variant in [None] + args.variants:
@@ -61,7 +56,7 @@ def main() -> None:
                    "stopped": run.stopped, "pretrain_seconds": round(run.seconds["total"], 1),
                    "val_losses": {k: round(v, 4) for k, v in run.final_losses("val").items()}}
         row["health"] = {t: _health(bb, graph, t) for t in tables}
-        row["probes"] = probe_all(db, graph, probe, tasks, args.probe_seeds)
+        row["probes"] = _probes.probe_all(db, graph, probe, tasks, args.probe_seeds)
         row["seconds"] = round(time.perf_counter() - t0, 1)
         rows.append(row)
         print(row, flush=True)

@@ -28,40 +28,21 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import _common  # noqa: E402
+import _probes  # noqa: E402
 
 import rdlviz  # noqa: E402
 from rdlviz.nn import Backbone  # noqa: E402
 
 
-def probe_all(db, graph, backbone, tasks, seeds) -> dict:
-    out = {}
-    for task in tasks:
-        runs = [rdlviz.finetune(db, task, backbone=backbone, mode="probe", graph=graph, seed=s, progress=False)
-                for s in seeds]
-        out[task] = {"metric": runs[0].metric, "higher_is_better": runs[0].higher_is_better,
-                     "val": round(float(np.mean([r.val[r.metric] for r in runs])), 4),
-                     "test": round(float(np.mean([r.test_score for r in runs])), 4),
-                     "val_per_seed": [round(r.val[r.metric], 4) for r in runs],
-                     "test_per_seed": [round(r.test_score, 4) for r in runs]}
-    return out
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--db", default="rel-f1")
     p.add_argument("--checkpoints", type=int, nargs="+", default=[250, 500, 750, 1000, 1500])
-    p.add_argument("--tasks", nargs="+", default=None, help="default: every entity task of the database")
-    p.add_argument("--probe-seeds", type=int, nargs="+", default=[0, 1])
-    _common.add_run_args(p)
+    _probes.add_probe_args(p)
     args = _common.parse_run_args(p)
-    db = rdlviz.load(args.db)
-    graph = rdlviz.build_graph(db, text=args.text)
-    tasks = args.tasks or [t for t in db.get_task_names()
-                           if hasattr(db.load_task(t), "entity_table")]
+    db, graph, tasks = _probes.setup(args)
     rows = []
     t0 = time.perf_counter()
     torch.manual_seed(10_000 + args.seed)
@@ -76,10 +57,10 @@ def main() -> None:
             if random_backbone is None:
                 random_backbone = Backbone(graph.data, graph.col_stats, **run.backbone.config())
                 rows.append({"step": 0, "best_step": 0, "val_loss": None, "pretrain_seconds": 0.0,
-                             "probes": probe_all(db, graph, random_backbone, tasks, args.probe_seeds)})
+                             "probes": _probes.probe_all(db, graph, random_backbone, tasks, args.probe_seeds)})
             rows.append({"step": steps, "best_step": run.best_step, "val_loss": round(run.best_val, 4),
                          "pretrain_seconds": round(run.seconds["total"], 1),
-                         "probes": probe_all(db, graph, run, tasks, args.probe_seeds)})
+                         "probes": _probes.probe_all(db, graph, run, tasks, args.probe_seeds)})
             print(rows[-1], flush=True)
     payload = {"database": args.db, "seed": args.seed, "probe_seeds": args.probe_seeds, "tasks": tasks,
                "machine": _common.machine(), "command": "python " + " ".join(sys.argv),
