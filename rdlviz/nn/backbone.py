@@ -38,6 +38,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
+import torch_frame
 from relbench.modeling.nn import HeteroEncoder, HeteroGraphSAGE, HeteroTemporalEncoder
 from torch import Tensor
 from torch_geometric.data import HeteroData
@@ -178,16 +179,15 @@ class Backbone(torch.nn.Module):
         but the two views go through the row encoder and every SAGE layer as one
         stacked graph of ``2 n_t`` rows per table -- two disjoint copies of the
         subgraph -- so each layer runs one larger matrix product instead of two small
-        ones (~14 % less time per pretraining step on rel-f1). Every normalisation in
-        the backbone is per row, so stacking changes no output.
+        ones (a rel-f1 pretraining step: 0.79 -> 0.63 s with one thread, 0.54 -> 0.51 s
+        with two). Every normalisation in the backbone is per row, so stacking changes
+        no output.
 
         Args:
             batch: a sampled subgraph, as for :meth:`forward`.
             view: ``{table: TensorFrame}`` replacement rows (e.g. a corrupted view);
                 tables missing from it repeat the clean rows.
         """
-        import torch_frame
-
         tf_dict, n = {}, {}
         for t in batch.node_types:
             if "tf" in batch[t]:
