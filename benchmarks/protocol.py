@@ -124,10 +124,46 @@ def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: 
     return out
 
 
+def records_from_results(out: dict) -> list:
+    """Per-seed records back from a results file (the inverse of :func:`summarize`).
+
+    Lets runs made in separate processes (one seed each, ``--out`` per seed) be merged
+    without their ``--partial-dir`` files. ``best_epoch`` is not kept in results files.
+    """
+    records = []
+    for i, seed in enumerate(out["seeds"]):
+        pre = dict(next(p for p in out["pretrain"] if p["seed"] == seed))
+        pre.pop("seed")
+        runs = [{"task": task, "variant": v, "metric": t["metric"], "higher_is_better": t["higher_is_better"],
+                 "test": s["per_seed"][i], "val": s["val_per_seed"][i],
+                 # per-run seconds are kept only as a mean over seeds: exact for one-seed files
+                 "seconds": s["seconds"]}
+                for task, t in out["tasks"].items() for v, s in t["variants"].items()]
+        records.append({"seed": seed, "pretrain": pre, "runs": runs,
+                        "health": [h for h in out["health"] if h["seed"] == seed]})
+    return records
+
+
 def merge(files: Sequence[str], db_name: str, out_name: str, notes: str = "") -> dict:
-    """Combine per-seed files written with ``--partial-dir`` into the results file."""
+    """Combine per-seed files into one results file.
+
+    Accepts the files written with ``--partial-dir`` and one-seed results files alike.
+    """
     parts = [json.load(open(f)) for f in files]
-    out = summarize(db_name, [p["record"] for p in parts], parts[0]["config"], parts[0]["machine"], notes)
+    if any(len(p.get("seeds", ())) > 1 for p in parts):
+        raise ValueError("merge takes per-seed files; a results file with several seeds would "
+                         "lose its per-run seconds -- rerun those seeds with --partial-dir")
+    records = [r for p in parts for r in ([p["record"]] if "record" in p else records_from_results(p))]
+    seeds = [r["seed"] for r in records]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"merge got seed(s) {sorted({s for s in seeds if seeds.count(s) > 1})} twice")
+    configs = {json.dumps(p["config"], sort_keys=True) for p in parts}
+    if len(configs) > 1:
+        raise ValueError(f"merge got runs with different configs, which are not comparable: {sorted(configs)}")
+    machines = {json.dumps({k: p["machine"][k] for k in ("cpu", "cores", "torch")}) for p in parts}
+    if len(machines) > 1:
+        notes = (notes + " Merged from runs on different machines: " + "; ".join(sorted(machines))).strip()
+    out = summarize(db_name, records, parts[0]["config"], parts[0]["machine"], notes)
     _common.write(out_name, out, markdown(out))
     print(markdown(out))
     return out
