@@ -104,12 +104,29 @@ def summarize(db_name: str, records: Sequence[dict], config: dict, machine: dict
     return out
 
 
+def build_graph(db, text: str, time_features: bool = True, drop: Sequence[str] = ()):
+    """The protocol's graph; ``drop`` names feature columns to leave out as ``table.column``."""
+    full = rdlviz.build_graph(db, text=text, time_features=time_features)
+    columns = {}
+    for name in drop:
+        table, _, col = name.partition(".")
+        if col not in full.stypes.get(table, {}):
+            raise SystemExit(f"--drop {name}: not a feature column; features are "
+                             + ", ".join(f"{t}.{c}" for t, cs in full.stypes.items() for c in cs))
+        if col == full.db.table_dict[table].time_col:
+            raise SystemExit(f"--drop {name}: the time column stays a feature unless --no-time-features")
+        columns.setdefault(table, [c for c in full.stypes[table]]).remove(col)
+    return rdlviz.build_graph(db, text=text, time_features=time_features, columns=columns) if columns else full
+
+
 def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: dict, ft: dict,
                  text: str = "hash", out_name: str = None, notes: str = "", device: str = "cpu",
-                 partial_dir: str = None) -> dict:
+                 partial_dir: str = None, time_features: bool = True, drop: Sequence[str] = ()) -> dict:
     db = rdlviz.load(db_name)
-    graph = rdlviz.build_graph(db, text=text)
+    graph = build_graph(db, text, time_features, drop)
     config = {"pretrain": pre, "finetune": ft, "text": text, "device": device}
+    if not time_features or drop:  # recorded only when set, so older results files still merge
+        config["graph"] = {"time_features": time_features, "drop": sorted(drop)}
     records = []
     for seed in seeds:
         rec = run_seed(db, graph, tasks, seed, pre, ft, device=device)
@@ -239,6 +256,10 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
     p.add_argument("--backbone-lr", type=float, default=1e-3)
     p.add_argument("--probe-epochs", type=int, default=3, help="LP-FT head-only epochs before fine-tuning")
     p.add_argument("--text", default="hash")
+    p.add_argument("--no-time-features", action="store_true",
+                   help="leave timestamp columns out of the features (build_graph(time_features=False))")
+    p.add_argument("--drop", nargs="+", default=[], metavar="TABLE.COLUMN",
+                   help="feature columns to leave out, e.g. races.year")
     p.add_argument("--out", default=db_name)
     p.add_argument("--device", default="cpu", help="cpu or cuda (sampling always runs on the CPU)")
     p.add_argument("--partial-dir", help="also write one JSON per seed here")
@@ -260,4 +281,5 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
         return
     p_ = dict(patience=a.pretrain_patience)
     run_protocol(db_name, a.tasks, a.seeds, {**pre, **p_}, {**ft, "patience": a.patience}, text=a.text,
-                 out_name=a.out, notes=notes, device=a.device, partial_dir=a.partial_dir)
+                 out_name=a.out, notes=notes, device=a.device, partial_dir=a.partial_dir,
+                 time_features=not a.no_time_features, drop=a.drop)

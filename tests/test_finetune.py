@@ -34,6 +34,13 @@ def test_scratch_beats_a_constant_predictor_on_validation(shop, graph):
     assert res.predictions["val"].shape == (320,)
 
 
+def test_scratch_learns_without_calendar_time_features(shop):
+    # Only the relative time a fine-tuned model sees remains: it still learns the task.
+    g = rdlviz.build_graph(shop, text="drop", time_features=False)
+    res = rdlviz.finetune(shop, "customer-order", mode="scratch", graph=g, **FT)
+    assert res.val["roc_auc"] > 0.6
+
+
 def test_probe_leaves_the_backbone_untouched(shop, graph, run):
     before = {k: v.clone() for k, v in run.backbone.state_dict().items()}
     res = rdlviz.finetune(shop, "customer-order", backbone=run, mode="probe", graph=graph, **FT)

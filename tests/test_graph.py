@@ -321,6 +321,25 @@ def test_text_hash_and_drop(graph, shop):
     assert dropped.fingerprint() != graph.fingerprint()
 
 
+def test_time_features_false_leaves_calendar_time_out_but_keeps_node_times(shop, graph):
+    g = rdlviz.build_graph(shop, text="hash", time_features=False)
+    assert all(s != stype.timestamp for cols in g.stypes.values() for s in cols.values())
+    assert any(s == stype.timestamp for cols in graph.stypes.values() for s in cols.values())
+    # the time column is a feature by default and is named among the dropped columns here
+    assert graph.stypes["orders"]["ordered_at"] == stype.timestamp
+    assert "time_features=False" in g.dropped["orders"]["ordered_at"]
+    assert stype.timestamp not in g.data["orders"].tf.feat_dict
+    # the sampler's times are untouched, the other features too
+    for t in graph.node_types:
+        if "time" in graph.data[t]:
+            assert torch.equal(g.data[t].time, graph.data[t].time)
+        assert {c: s for c, s in graph.stypes[t].items() if s != stype.timestamp} == g.stypes[t]
+    assert g.fingerprint() != graph.fingerprint()
+    with pytest.raises(ConfigError, match="time_features=False"):
+        rdlviz.build_graph(shop, text="hash", cache=False, time_features=False,
+                           stypes={"orders": {"quantity": "timestamp"}})
+
+
 def test_text_encoder_gives_missing_values_the_zero_vector():
     from rdlviz.graph.text import HashEncoder
 

@@ -472,6 +472,7 @@ def build_graph(
     stypes: Optional[Mapping[str, Mapping[str, StypeLike]]] = None,
     text: str = "minilm",
     cutoff: CutoffLike = "test",
+    time_features: bool = True,
     cache: bool = True,
 ) -> Graph:
     """Turn a relational database into a temporal heterogeneous graph.
@@ -500,6 +501,13 @@ def build_graph(
             Whatever the cutoff, stypes and column statistics come from the rows up to
             the val cutoff (or the cutoff, if earlier), so graphs of one dataset share
             their encoding.
+        time_features: ``False`` leaves every timestamp column out of the features, the
+            time columns included. The sampler still uses the times, and a fine-tuned
+            model still sees each row's age relative to the seed time (its temporal
+            encoder); what goes is the calendar date itself, whose validation and test
+            values lie past anything seen in training. Year-like numbers (rel-f1's
+            ``races.year``) are plain numerical columns: leave them out with
+            ``columns=``.
         cache: reuse / store TensorFrames and text vectors under
             ``rdlviz.data.cache.home() / "graphs"``.
 
@@ -558,7 +566,7 @@ def build_graph(
                  for t, c in (columns or {}).items()},
                 {t: {c: parse_stype(v, table=t, column=c).value for c, v in cols.items()}
                  for t, cols in (stypes or {}).items()},
-                text,
+                text, time_features,
             )
             target = home() / "graphs" / f"{_safe(getattr(ds, 'manifest', None))}-{key}"
     encoder = make_text_encoder(text, home() / "graphs" if cache else None)
@@ -572,7 +580,7 @@ def build_graph(
     else:
         proposal, dropped0 = propose_stypes(stats_db)
         final, dropped = select_features(db, proposal, dropped0, columns=columns,
-                                         overrides=stypes, text=text)
+                                         overrides=stypes, text=text, time_features=time_features)
         if target is None:
             data, col_stats = _materialise(db, stats_db, final, encoder, None)
         else:

@@ -233,6 +233,7 @@ def select_features(
     columns: Optional[Mapping[str, Iterable[str]]] = None,
     overrides: Optional[Mapping[str, Mapping[str, StypeLike]]] = None,
     text: str = "minilm",
+    time_features: bool = True,
 ) -> Tuple[Stypes, Dropped]:
     """Apply the user's column selection, stype overrides and text mode to a proposal.
 
@@ -244,6 +245,8 @@ def select_features(
         overrides: ``{table: {column: stype or name}}``; wins over the proposal and
             the identifier heuristic.
         text: ``"drop"`` removes text columns that are not overridden.
+        time_features: ``False`` removes every timestamp column, the time column
+            included, from the features (see :func:`~rdlviz.graph.build_graph`).
 
     Returns:
         The final ``(stypes, dropped)``.
@@ -251,7 +254,8 @@ def select_features(
     Raises:
         SchemaError: an unknown table or column (the valid ones are listed), or a key
             given a stype.
-        ConfigError: an invalid stype name, or a text stype with ``text="drop"``.
+        ConfigError: an invalid stype name, a text stype with ``text="drop"``, or a
+            timestamp stype with ``time_features=False``.
     """
     tables = list(db.table_dict)
     stypes = {t: dict(proposal.get(t, {})) for t in tables}
@@ -311,6 +315,10 @@ def select_features(
                     "has a stype override but is not among the selected columns",
                     table=t, column=col, fix=f"add '{col}' to columns['{t}']",
                 )
+            if st == stype.timestamp and not time_features:
+                raise ConfigError(
+                    f"table '{t}', column '{col}': stype timestamp, but time_features=False "
+                    "leaves absolute time out; drop the override or use time_features=True")
             if st == stype.text_embedded and text == "drop":
                 raise ConfigError(
                     f"table '{t}', column '{col}': stype text_embedded needs a text "
@@ -322,4 +330,11 @@ def select_features(
                     f"got strings; split them first, e.g. df['{col}'].str.split(',')")
             stypes[t][col] = st
             dropped[t].pop(col, None)
+
+    if not time_features:
+        for t in tables:
+            for col, st in list(stypes[t].items()):
+                if st == stype.timestamp:
+                    del stypes[t][col]
+                    dropped[t][col] = "absolute time (time_features=False)"
     return stypes, dropped
