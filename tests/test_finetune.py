@@ -111,3 +111,13 @@ def test_comparison_of_runs_feeds_the_compare_view(shop, graph, run):
     assert len(view.figure.data) > 0
     with pytest.raises(ConfigError):
         comparison([])
+
+
+def test_validation_can_see_only_what_test_sees(shop, graph):
+    a = rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, seed=3, **FT)
+    b = rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, seed=3, val_history="cutoff", **FT)
+    # Validation seeds now miss the orders placed after the val cutoff: other predictions.
+    assert not np.allclose(a.predictions["val"], b.predictions["val"])
+    assert b.config["val_history"] == "cutoff" and 0.0 <= b.test["roc_auc"] <= 1.0
+    with pytest.raises(ConfigError, match="val_history"):
+        rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, val_history="val", **FT)

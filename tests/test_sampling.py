@@ -836,3 +836,26 @@ def test_relbench_models_run_on_rel_f1_batches(f1):
         assert all(c <= 64 for c in bud[t].num_sampled_nodes[1:])
         if "time" in bud[t]:
             assert (bud[t].time <= bud.seed_time[bud[t].batch]).all(), t
+
+
+# -- history frozen at a cutoff ---------------------------------------------------------
+
+
+def test_frozen_history_never_samples_a_row_after_the_cutoff():
+    from rdlviz.sampling import freeze_history
+
+    d = random_graph(seed=3)
+    cut = 500_000
+    seeds, times = torch.arange(40), torch.full((40,), 900_000)
+    view = freeze_history(d, cut)
+    assert view["a"].x is d["a"].x and view["c", "f2p_a", "a"].edge_index is d["c", "f2p_a", "a"].edge_index
+    assert torch.equal(d["c"].time[d["c"].time <= cut], view["c"].time[d["c"].time <= cut])
+
+    def newest(data):  # the latest original time of any sampled timed row
+        out = sample(data, ("b", seeds), times, [16, 8], seed=0)
+        return max(int(d[t].time[out[t].n_id].max()) for t in ("a", "c") if out[t].n_id.numel())
+
+    assert newest(d) > cut  # the seeds' own time lets later rows in ...
+    assert newest(view) <= cut  # ... the frozen view does not
+    # a kept type keeps its times (the seeds' own type)
+    assert torch.equal(freeze_history(d, cut, keep=["a"])["a"].time, d["a"].time)

@@ -38,10 +38,12 @@ from rdlviz.graph.time import to_unix_seconds
 from rdlviz.nn import Backbone
 from rdlviz.nn.heads import MLPHead
 from rdlviz.sampling import NeighborLoader
+from rdlviz.sampling.history import freeze_history
 
 __all__ = ["finetune", "MODES"]
 
 MODES = ("scratch", "probe", "full")
+VAL_HISTORIES = ("seed", "cutoff")
 
 
 def _kind(task) -> str:
@@ -144,6 +146,7 @@ def finetune(
     head_layers: int = 2,
     patience: int = 5,
     max_steps_per_epoch: Optional[int] = None,
+    val_history: str = "seed",
     backbone_kwargs: Optional[Dict[str, Any]] = None,
     seed: int = 0,
     progress: bool = True,
@@ -167,6 +170,13 @@ def finetune(
         head_layers: MLP head depth (1 = linear).
         patience: stop after this many epochs without a better validation metric.
         max_steps_per_epoch: cap on optimisation steps per epoch (None: a full pass).
+        val_history: what a validation seed may see. ``"seed"`` (RelBench's protocol):
+            every row up to the seed's own time. ``"cutoff"``: rows up to the val cutoff
+            only (:func:`~rdlviz.sampling.history.freeze_history`), the way every test
+            seed sees rows up to the test cutoff only. A task with several evaluation
+            windows then asks the same of validation as of test: a forecast up to
+            several windows ahead from frozen history. Training seeds are unchanged.
+            (Link tasks have one window, where the two coincide.)
         backbone_kwargs: architecture for ``mode="scratch"`` without a backbone
             (see :class:`~rdlviz.nn.Backbone`; default 128 channels,
             ``len(num_neighbors)`` layers).
@@ -193,6 +203,8 @@ def finetune(
         raise ConfigError(f"learning rates must be > 0, got lr={lr}, backbone_lr={backbone_lr}")
     if probe_epochs < 0:
         raise ConfigError(f"probe_epochs must be >= 0, got {probe_epochs}")
+    if val_history not in VAL_HISTORIES:
+        raise ConfigError(f"val_history must be one of {VAL_HISTORIES}, got {val_history!r}")
     dataset = load(dataset)
     if isinstance(task, str):
         if task not in dataset.get_task_names():
@@ -240,9 +252,14 @@ def finetune(
     metric = {"binary": "roc_auc", "regression": "mae", "multiclass": "accuracy"}[kind]
     higher = kind != "regression"
 
+    data = {s: graph.data for s in ("train", "val", "test")}
+    if val_history == "cutoff":
+        cut = int(to_unix_seconds(pd.Series([pd.Timestamp(dataset.val_timestamp)]))[0])
+        data["val"] = freeze_history(graph.data, cut, keep=[task.entity_table])
+
     def loader(split: str, shuffle: bool, epoch: int = 0) -> NeighborLoader:
         nodes, times, _, _ = splits[split]
-        return NeighborLoader(graph.data, num_neighbors=list(num_neighbors),
+        return NeighborLoader(data[split], num_neighbors=list(num_neighbors),
                               input_nodes=(task.entity_table, nodes), input_time=times,
                               batch_size=batch_size, shuffle=shuffle,
                               temporal_strategy=temporal_strategy, seed=seed * 1000 + epoch,
@@ -357,7 +374,8 @@ def finetune(
     cfg = dict(mode=mode, epochs=epochs, batch_size=batch_size, num_neighbors=list(num_neighbors),
                temporal_strategy=temporal_strategy, lr=lr, backbone_lr=backbone_lr,
                probe_epochs=probe_epochs, head_layers=head_layers, patience=patience,
-               max_steps_per_epoch=max_steps_per_epoch, seed=seed, backbone=net.config())
+               max_steps_per_epoch=max_steps_per_epoch, val_history=val_history, seed=seed,
+               backbone=net.config())
     return FinetuneResult(
         task=task.name, mode=mode, metric=metric, higher_is_better=higher,
         history=pd.DataFrame(history), val=val, test=test, predictions=preds,

@@ -10,6 +10,8 @@ seconds on the timed node types) into ``HeteroData`` mini-batches that PyG and
   per hop for the whole batch, time-aware -- the pretraining sampler (``HGTLoader``-like).
 - :class:`TemporalCSR`: the per-edge-type, time-sorted adjacency both are built on,
   constructed once per graph and cached.
+- :func:`freeze_history`: a view of a graph whose rows after a cutoff are never sampled
+  (validation that sees what test sees).
 
 No sampled node is newer than the seed it belongs to. The per-node work runs in
 compiled kernels (:mod:`rdlviz.sampling.kernels`); every batch is a pure function of its
@@ -19,7 +21,9 @@ of threads or worker processes.
 
 from rdlviz.sampling.budget_loader import BudgetLoader, sample_budget
 from rdlviz.sampling.csr import TemporalCSR
+from rdlviz.sampling.history import freeze_history
 from rdlviz.sampling.neighbor_loader import NeighborLoader, sample
 from rdlviz.sampling.sampler import SampledSubgraph
 
-__all__ = ["NeighborLoader", "BudgetLoader", "TemporalCSR", "sample", "sample_budget", "SampledSubgraph"]
+__all__ = ["NeighborLoader", "BudgetLoader", "TemporalCSR", "sample", "sample_budget", "SampledSubgraph",
+           "freeze_history"]
