@@ -16,6 +16,7 @@ representation health (effective rank, uniformity) of pretrained vs random embed
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import sys
@@ -105,17 +106,22 @@ def summarize(db_name: str, records: Sequence[dict], config: dict, machine: dict
 
 
 def build_graph(db, text: str, time_features: bool = True, drop: Sequence[str] = ()):
-    """The protocol's graph; ``drop`` names feature columns to leave out as ``table.column``."""
+    """The protocol's graph; ``drop`` names feature columns to leave out as ``table.column``
+    (shell-style patterns work: ``*.yearID``)."""
     full = rdlviz.build_graph(db, text=text, time_features=time_features)
+    features = [f"{t}.{c}" for t, cs in full.stypes.items() for c in cs]
     columns = {}
-    for name in drop:
-        table, _, col = name.partition(".")
-        if col not in full.stypes.get(table, {}):
-            raise SystemExit(f"--drop {name}: not a feature column; features are "
-                             + ", ".join(f"{t}.{c}" for t, cs in full.stypes.items() for c in cs))
-        if col == full.db.table_dict[table].time_col:
-            raise SystemExit(f"--drop {name}: the time column stays a feature unless --no-time-features")
-        columns.setdefault(table, [c for c in full.stypes[table]]).remove(col)
+    for pattern in drop:
+        names = fnmatch.filter(features, pattern)
+        if not names:
+            raise SystemExit(f"--drop {pattern}: matches no feature column; features are " + ", ".join(features))
+        for name in names:
+            table, _, col = name.partition(".")
+            if col == full.db.table_dict[table].time_col:
+                raise SystemExit(f"--drop {name}: the time column stays a feature unless --no-time-features")
+            keep = columns.setdefault(table, list(full.stypes[table]))
+            if col in keep:
+                keep.remove(col)
     return rdlviz.build_graph(db, text=text, time_features=time_features, columns=columns) if columns else full
 
 
@@ -256,6 +262,9 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
     p.add_argument("--backbone-lr", type=float, default=1e-3)
     p.add_argument("--probe-epochs", type=int, default=3, help="LP-FT head-only epochs before fine-tuning")
     p.add_argument("--text", default="hash")
+    p.add_argument("--val-history", default="seed", choices=["seed", "cutoff"],
+                   help="what validation seeds see: rows up to their own time (RelBench) or up to the val "
+                        "cutoff, as test seeds see rows up to the test cutoff (finetune(val_history=...))")
     p.add_argument("--no-time-features", action="store_true",
                    help="leave timestamp columns out of the features (build_graph(time_features=False))")
     p.add_argument("--drop", nargs="+", default=[], metavar="TABLE.COLUMN",
@@ -269,6 +278,8 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
     pre = dict(steps=a.steps, channels=a.channels, num_neighbors=tuple(a.pretrain_neighbors))
     ft = dict(epochs=a.epochs, max_steps_per_epoch=a.max_steps_per_epoch, num_neighbors=tuple(a.num_neighbors),
               backbone_lr=a.backbone_lr, probe_epochs=a.probe_epochs)
+    if a.val_history != "seed":  # recorded only when set, so older results files still merge
+        ft["val_history"] = a.val_history
     script = os.path.basename(sys.argv[0])
     # the command as run, without the --notes text (which follows it once)
     argv = sys.argv[1:]
