@@ -265,6 +265,9 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
     p.add_argument("--val-history", default="seed", choices=["seed", "cutoff"],
                    help="what validation seeds see: rows up to their own time (RelBench) or up to the val "
                         "cutoff, as test seeds see rows up to the test cutoff (finetune(val_history=...))")
+    p.add_argument("--train-history", default="seed", choices=["seed", "stale"],
+                   help="training seeds sampled from history up to the test period's length old "
+                        "(finetune(train_history='stale'))")
     p.add_argument("--no-time-features", action="store_true",
                    help="leave timestamp columns out of the features (build_graph(time_features=False))")
     p.add_argument("--drop", nargs="+", default=[], metavar="TABLE.COLUMN",
@@ -280,6 +283,8 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
               backbone_lr=a.backbone_lr, probe_epochs=a.probe_epochs)
     if a.val_history != "seed":  # recorded only when set, so older results files still merge
         ft["val_history"] = a.val_history
+    if a.train_history != "seed":
+        ft["train_history"] = a.train_history
     script = os.path.basename(sys.argv[0])
     # the command as run, without the --notes text (which follows it once)
     argv = sys.argv[1:]

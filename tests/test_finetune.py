@@ -121,3 +121,11 @@ def test_validation_can_see_only_what_test_sees(shop, graph):
     assert b.config["val_history"] == "cutoff" and 0.0 <= b.test["roc_auc"] <= 1.0
     with pytest.raises(ConfigError, match="val_history"):
         rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, val_history="val", **FT)
+
+
+def test_training_from_stale_history_still_learns(shop, graph):
+    res = rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, seed=3,
+                          train_history="stale", **FT)
+    assert res.val["roc_auc"] > 0.6 and res.config["train_history"] == "stale"
+    with pytest.raises(ConfigError, match="train_history"):
+        rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, train_history="old", **FT)

@@ -859,3 +859,18 @@ def test_frozen_history_never_samples_a_row_after_the_cutoff():
     assert newest(view) <= cut  # ... the frozen view does not
     # a kept type keeps its times (the seeds' own type)
     assert torch.equal(freeze_history(d, cut, keep=["a"])["a"].time, d["a"].time)
+
+
+def test_stale_seed_times_stay_within_the_horizon_and_follow_the_seed():
+    from rdlviz.sampling import stale_seed_times
+
+    t = torch.arange(1_000, dtype=torch.int64) * 10**6
+    h = 40 * 30 * 86400
+    a = stale_seed_times(t, h, seed=1)
+    assert a.dtype == torch.int64 and bool(((a <= t) & (a >= t - h)).all())
+    assert torch.equal(a, stale_seed_times(t, h, seed=1))
+    assert not torch.equal(a, stale_seed_times(t, h, seed=2))
+    assert float((t - a).float().mean()) == pytest.approx(h / 2, rel=0.1)  # uniform staleness
+    assert torch.equal(stale_seed_times(t, 0, seed=1), t)
+    with pytest.raises(ValueError, match="horizon"):
+        stale_seed_times(t, -1, seed=0)

@@ -38,12 +38,13 @@ from rdlviz.graph.time import to_unix_seconds
 from rdlviz.nn import Backbone
 from rdlviz.nn.heads import MLPHead
 from rdlviz.sampling import NeighborLoader
-from rdlviz.sampling.history import freeze_history
+from rdlviz.sampling.history import freeze_history, stale_seed_times
 
 __all__ = ["finetune", "MODES"]
 
 MODES = ("scratch", "probe", "full")
 VAL_HISTORIES = ("seed", "cutoff")
+TRAIN_HISTORIES = ("seed", "stale")
 
 
 def _kind(task) -> str:
@@ -147,6 +148,7 @@ def finetune(
     patience: int = 5,
     max_steps_per_epoch: Optional[int] = None,
     val_history: str = "seed",
+    train_history: str = "seed",
     backbone_kwargs: Optional[Dict[str, Any]] = None,
     seed: int = 0,
     progress: bool = True,
@@ -177,6 +179,11 @@ def finetune(
             windows then asks the same of validation as of test: a forecast up to
             several windows ahead from frozen history. Training seeds are unchanged.
             (Link tasks have one window, where the two coincide.)
+        train_history: ``"seed"``: each training seed sees every row up to its time.
+            ``"stale"``: every epoch, each training seed is sampled from history up to
+            the test period's length old (``num_eval_timestamps * timedelta``;
+            :func:`~rdlviz.sampling.history.stale_seed_times`), while the model still
+            reads the seed's own time: training for the forecast test asks for.
         backbone_kwargs: architecture for ``mode="scratch"`` without a backbone
             (see :class:`~rdlviz.nn.Backbone`; default 128 channels,
             ``len(num_neighbors)`` layers).
@@ -205,6 +212,8 @@ def finetune(
         raise ConfigError(f"probe_epochs must be >= 0, got {probe_epochs}")
     if val_history not in VAL_HISTORIES:
         raise ConfigError(f"val_history must be one of {VAL_HISTORIES}, got {val_history!r}")
+    if train_history not in TRAIN_HISTORIES:
+        raise ConfigError(f"train_history must be one of {TRAIN_HISTORIES}, got {train_history!r}")
     dataset = load(dataset)
     if isinstance(task, str):
         if task not in dataset.get_task_names():
@@ -257,13 +266,23 @@ def finetune(
         cut = int(to_unix_seconds(pd.Series([pd.Timestamp(dataset.val_timestamp)]))[0])
         data["val"] = freeze_history(graph.data, cut, keep=[task.entity_table])
 
+    horizon = int(pd.Timedelta(task.timedelta).total_seconds()) * int(getattr(task, "num_eval_timestamps", 1))
+
     def loader(split: str, shuffle: bool, epoch: int = 0) -> NeighborLoader:
         nodes, times, _, _ = splits[split]
+        sample_times, transform = times, (lambda b: b.to(device))
+        if split == "train" and train_history == "stale":
+            sample_times = stale_seed_times(times, horizon, seed=seed * 1000 + epoch)
+
+            def transform(b):  # the model reads the true seed time: ages count from it
+                store = b[task.entity_table]
+                store.seed_time = times[store.input_id]
+                return b.to(device)
         return NeighborLoader(data[split], num_neighbors=list(num_neighbors),
-                              input_nodes=(task.entity_table, nodes), input_time=times,
+                              input_nodes=(task.entity_table, nodes), input_time=sample_times,
                               batch_size=batch_size, shuffle=shuffle,
                               temporal_strategy=temporal_strategy, seed=seed * 1000 + epoch,
-                              transform=lambda b: b.to(device))
+                              transform=transform)
 
     @torch.no_grad()
     def embed(split: str) -> torch.Tensor:
@@ -374,7 +393,7 @@ def finetune(
     cfg = dict(mode=mode, epochs=epochs, batch_size=batch_size, num_neighbors=list(num_neighbors),
                temporal_strategy=temporal_strategy, lr=lr, backbone_lr=backbone_lr,
                probe_epochs=probe_epochs, head_layers=head_layers, patience=patience,
-               max_steps_per_epoch=max_steps_per_epoch, val_history=val_history, seed=seed,
+               max_steps_per_epoch=max_steps_per_epoch, val_history=val_history, train_history=train_history, seed=seed,
                backbone=net.config())
     return FinetuneResult(
         task=task.name, mode=mode, metric=metric, higher_is_better=higher,

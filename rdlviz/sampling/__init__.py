@@ -11,7 +11,8 @@ seconds on the timed node types) into ``HeteroData`` mini-batches that PyG and
 - :class:`TemporalCSR`: the per-edge-type, time-sorted adjacency both are built on,
   constructed once per graph and cached.
 - :func:`freeze_history`: a view of a graph whose rows after a cutoff are never sampled
-  (validation that sees what test sees).
+  (validation that sees what test sees); :func:`stale_seed_times`: training seeds sampled
+  from stale history (training for the test situation).
 
 No sampled node is newer than the seed it belongs to. The per-node work runs in
 compiled kernels (:mod:`rdlviz.sampling.kernels`); every batch is a pure function of its
@@ -21,9 +22,9 @@ of threads or worker processes.
 
 from rdlviz.sampling.budget_loader import BudgetLoader, sample_budget
 from rdlviz.sampling.csr import TemporalCSR
-from rdlviz.sampling.history import freeze_history
+from rdlviz.sampling.history import freeze_history, stale_seed_times
 from rdlviz.sampling.neighbor_loader import NeighborLoader, sample
 from rdlviz.sampling.sampler import SampledSubgraph
 
 __all__ = ["NeighborLoader", "BudgetLoader", "TemporalCSR", "sample", "sample_budget", "SampledSubgraph",
-           "freeze_history"]
+           "freeze_history", "stale_seed_times"]

@@ -9,7 +9,9 @@ up to several windows ahead on test), and a model chosen on validation need not 
 best on test. :func:`freeze_history` builds the validation counterpart of the test
 situation: the same graph, whose rows after the validation cutoff get a time later than
 any seed, so the temporal samplers never reach them. Node indices, features and edges are
-untouched, so a model runs on the view unchanged.
+untouched, so a model runs on the view unchanged. :func:`stale_seed_times` does the same
+for training: it samples each training seed from history up to a test period's length
+old, so a model learns to forecast from stale history, as test asks of it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Iterable
 import torch
 from torch_geometric.data import HeteroData
 
-__all__ = ["freeze_history", "NEVER"]
+__all__ = ["freeze_history", "stale_seed_times", "NEVER"]
 
 #: The time given to rows after the cutoff: later than any seed time, with room to spare
 #: so differences of times cannot overflow.
@@ -52,3 +54,31 @@ def freeze_history(data: HeteroData, cutoff: int, keep: Iterable[str] = ()) -> H
         time = data[t].time
         out[t].time = torch.where(time > int(cutoff), torch.full_like(time, NEVER), time)
     return out
+
+
+def stale_seed_times(times: torch.Tensor, horizon: int, seed: int) -> torch.Tensor:
+    """Sampling times for training seeds whose history is up to ``horizon`` seconds stale.
+
+    A test seed ``k`` windows after the test cutoff sees history that is ``k`` windows old.
+    Training on the same situation means sampling each training seed's neighbourhood at
+    ``t - u`` with ``u ~ Uniform[0, horizon]`` while the model still reads ``t`` as the
+    seed time (so a row's age is measured from ``t``, as on test). Nothing later than
+    ``t`` is seen, so labels stay leak-free.
+
+    Args:
+        times: ``int64 [num_seeds]`` seed times, unix seconds.
+        horizon: the largest staleness in seconds (RelBench: ``num_eval_timestamps *
+            timedelta``, the span of the test period); must be >= 0.
+        seed: generator seed (one draw per epoch: pass a different seed each epoch).
+
+    Returns:
+        ``int64 [num_seeds]``, each in ``[t - horizon, t]``.
+
+    Example:
+        >>> capped = stale_seed_times(times, horizon=40 * 30 * 86400, seed=epoch)
+    """
+    if horizon < 0:
+        raise ValueError(f"horizon must be >= 0 seconds, got {horizon}")
+    g = torch.Generator().manual_seed(int(seed))
+    u = (torch.rand(len(times), generator=g, dtype=torch.float64) * horizon).long()
+    return times - u
