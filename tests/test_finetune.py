@@ -129,3 +129,9 @@ def test_training_from_stale_history_still_learns(shop, graph):
     assert res.val["roc_auc"] > 0.6 and res.config["train_history"] == "stale"
     with pytest.raises(ConfigError, match="train_history"):
         rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, train_history="old", **FT)
+
+
+def test_stale_training_is_refused_for_a_link_task():
+    # Checked before any graph is built: a link task has one evaluation window.
+    with pytest.raises(ConfigError, match="player-team"):
+        rdlviz.finetune("rel-lahman", "player-team", mode="scratch", train_history="stale")

@@ -220,6 +220,9 @@ def finetune(
             raise TaskError(f"not a task of this database; tasks: {dataset.get_task_names()}", task=task)
         task = dataset.load_task(task)
     kind = _kind(task)
+    if kind == "link" and train_history != "seed":
+        raise ConfigError(f"train_history={train_history!r} is for entity tasks; link task "
+                          f"'{task.name}' has one evaluation window, so use train_history='seed'")
     if graph is None:
         graph = getattr(backbone, "graph", None)
     if graph is None:
