@@ -150,8 +150,10 @@ def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: 
 def records_from_results(out: dict) -> list:
     """Per-seed records back from a results file (the inverse of :func:`summarize`).
 
-    Lets runs made in separate processes (one seed each, ``--out`` per seed) be merged
-    without their ``--partial-dir`` files. ``best_epoch`` is not kept in results files.
+    Lets runs made in separate processes (``--out`` per run) be merged without their
+    ``--partial-dir`` files. ``best_epoch`` is not kept in results files, and a task's
+    seconds are kept only as a mean over the file's seeds: each seed gets that mean, which
+    leaves every mean over seeds that :func:`summarize` computes exact.
     """
     records = []
     for i, seed in enumerate(out["seeds"]):
@@ -159,7 +161,7 @@ def records_from_results(out: dict) -> list:
         pre.pop("seed")
         runs = [{"task": task, "variant": v, "metric": t["metric"], "higher_is_better": t["higher_is_better"],
                  "test": s["per_seed"][i], "val": s["val_per_seed"][i],
-                 # per-run seconds are kept only as a mean over seeds: exact for one-seed files
+                 # the file's mean over its seeds (see above)
                  "seconds": s["seconds"]}
                 for task, t in out["tasks"].items() for v, s in t["variants"].items()]
         records.append({"seed": seed, "pretrain": pre, "runs": runs,
@@ -168,14 +170,12 @@ def records_from_results(out: dict) -> list:
 
 
 def merge(files: Sequence[str], db_name: str, out_name: str, notes: str = "") -> dict:
-    """Combine per-seed files into one results file.
+    """Combine runs over disjoint seeds into one results file.
 
-    Accepts the files written with ``--partial-dir`` and one-seed results files alike.
+    Accepts the files written with ``--partial-dir`` and results files (one seed or
+    several) alike; the seeds must not repeat and the configs must match.
     """
     parts = [json.load(open(f)) for f in files]
-    if any(len(p.get("seeds", ())) > 1 for p in parts):
-        raise ValueError("merge takes per-seed files; a results file with several seeds would "
-                         "lose its per-run seconds -- rerun those seeds with --partial-dir")
     records = [r for p in parts for r in ([p["record"]] if "record" in p else records_from_results(p))]
     seeds = [r["seed"] for r in records]
     if len(set(seeds)) != len(seeds):

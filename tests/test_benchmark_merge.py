@@ -1,0 +1,66 @@
+"""The benchmark protocol's merge: runs made in separate processes combine into the same
+results file that one run over all seeds would have written."""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+protocol = importlib.import_module("protocol")
+_common = importlib.import_module("_common")
+
+CONFIG = {"pretrain": {"steps": 10}, "finetune": {"epochs": 2}, "text": "hash", "device": "cpu"}
+MACHINE = {"cpu": "test", "cores": 2, "torch": "x", "date": "2026-01-01"}
+
+
+def _record(seed):
+    runs = []
+    for task, metric, hib in (("t-cls", "roc_auc", True), ("t-reg", "mae", False)):
+        for i, v in enumerate(protocol.VARIANTS):
+            runs.append({"task": task, "variant": v, "metric": metric, "higher_is_better": hib,
+                         "test": 0.5 + 0.01 * seed + 0.001 * i, "val": 0.4 + 0.02 * seed - 0.001 * i,
+                         "seconds": 10.0 * (seed + 1) + i, "best_epoch": 1})
+    return {"seed": seed, "pretrain": {"seconds": 100.0 + seed, "steps": 10},
+            "runs": runs, "health": [{"seed": seed, "table": "a", "pretrained": {}, "random": {}}]}
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    return tmp_path
+
+
+def _write(path, seeds):
+    out = protocol.summarize("db", [_record(s) for s in seeds], CONFIG, MACHINE)
+    path.write_text(json.dumps(out))
+    return str(path)
+
+
+def test_merging_a_multi_seed_file_with_a_one_seed_file_equals_one_run_over_all_seeds(results_dir):
+    whole = protocol.summarize("db", [_record(s) for s in (0, 1, 2)], CONFIG, MACHINE)
+    a = _write(results_dir / "a.json", [0, 1])
+    b = _write(results_dir / "b.json", [2])
+    merged = protocol.merge([b, a], "db", "merged")
+    assert merged["seeds"] == [0, 1, 2]
+    assert merged["phase_seconds_mean"] == whole["phase_seconds_mean"]
+    for task, t in whole["tasks"].items():
+        for v, s in t["variants"].items():
+            m = merged["tasks"][task]["variants"][v]
+            assert m["per_seed"] == s["per_seed"] and m["val_per_seed"] == s["val_per_seed"]
+            assert m["mean"] == pytest.approx(s["mean"]) and m["std"] == pytest.approx(s["std"])
+            assert m["seconds"] == pytest.approx(s["seconds"])
+    assert (results_dir / "merged.json").exists() and (results_dir / "merged.md").exists()
+
+
+def test_merge_refuses_repeated_seeds_and_mixed_configs(results_dir):
+    a = _write(results_dir / "a.json", [0, 1])
+    b = _write(results_dir / "b.json", [1])
+    with pytest.raises(ValueError, match=r"seed\(s\) \[1\] twice"):
+        protocol.merge([a, b], "db", "merged")
+    other = protocol.summarize("db", [_record(3)], dict(CONFIG, text="minilm"), MACHINE)
+    (results_dir / "c.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="different configs"):
+        protocol.merge([a, str(results_dir / "c.json")], "db", "merged")
