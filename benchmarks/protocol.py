@@ -173,7 +173,8 @@ def merge(files: Sequence[str], db_name: str, out_name: str, notes: str = "") ->
     """Combine runs over disjoint seeds into one results file.
 
     Accepts the files written with ``--partial-dir`` and results files (one seed or
-    several) alike; the seeds must not repeat and the configs must match.
+    several) alike; the seeds must not repeat and the configs must match. The merged
+    machine's date spans the parts' dates, earliest to latest.
     """
     parts = [json.load(open(f)) for f in files]
     records = [r for p in parts for r in ([p["record"]] if "record" in p else records_from_results(p))]
@@ -186,7 +187,11 @@ def merge(files: Sequence[str], db_name: str, out_name: str, notes: str = "") ->
     machines = {json.dumps({k: p["machine"][k] for k in ("cpu", "cores", "torch")}) for p in parts}
     if len(machines) > 1:
         notes = (notes + " Merged from runs on different machines: " + "; ".join(sorted(machines))).strip()
-    out = summarize(db_name, records, parts[0]["config"], parts[0]["machine"], notes)
+    machine = dict(parts[0]["machine"])
+    dates = sorted(p["machine"]["date"] for p in parts)
+    if dates[0] != dates[-1]:  # runs made on different days: the header shows when all of them ran
+        machine["date"] = f"{dates[0]} to {dates[-1]}"
+    out = summarize(db_name, records, parts[0]["config"], machine, notes)
     _common.write(out_name, out, markdown(out))
     print(markdown(out))
     return out

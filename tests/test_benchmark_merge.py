@@ -33,8 +33,8 @@ def results_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _write(path, seeds):
-    out = protocol.summarize("db", [_record(s) for s in seeds], CONFIG, MACHINE)
+def _write(path, seeds, machine=MACHINE):
+    out = protocol.summarize("db", [_record(s) for s in seeds], CONFIG, machine)
     path.write_text(json.dumps(out))
     return str(path)
 
@@ -64,3 +64,13 @@ def test_merge_refuses_repeated_seeds_and_mixed_configs(results_dir):
     (results_dir / "c.json").write_text(json.dumps(other))
     with pytest.raises(ValueError, match="different configs"):
         protocol.merge([a, str(results_dir / "c.json")], "db", "merged")
+
+
+def test_merged_header_spans_the_dates_of_its_runs(results_dir):
+    a = _write(results_dir / "a.json", [0, 1])
+    b = _write(results_dir / "b.json", [2], machine=dict(MACHINE, date="2026-01-03"))
+    merged = protocol.merge([b, a], "db", "merged")
+    assert merged["machine"]["date"] == "2026-01-01 to 2026-01-03"
+    assert "2026-01-01 to 2026-01-03" in (results_dir / "merged.md").read_text()
+    same_day = protocol.merge([a, _write(results_dir / "c.json", [3])], "db", "merged2")
+    assert same_day["machine"]["date"] == "2026-01-01"
