@@ -249,8 +249,23 @@ def markdown(out: dict) -> str:
     return "\n".join(lines)
 
 
-def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
-    """The command line shared by ``rel_f1.py`` and ``rel_lahman.py``."""
+def _parse_weights(parser, items: Sequence[str]) -> Dict[str, float]:
+    """``["link=0.5", "row=1"]`` -> ``{"link": 0.5, "row": 1.0}``; a malformed item is a usage error."""
+    weights = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or name not in ("row", "link", "context"):
+            parser.error(f"--objective-weights {item!r}: write OBJECTIVE=W with OBJECTIVE one of row, link, "
+                         "context, e.g. link=0.5")
+    return weights
+
+
+def parser(db_name: str, default_tasks: Sequence[str], doc: str):
+    """The options shared by ``rel_f1.py`` and ``rel_lahman.py``."""
     import argparse
 
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -264,6 +279,13 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
     p.add_argument("--max-steps-per-epoch", type=int, default=None)
     p.add_argument("--num-neighbors", type=int, nargs="+", default=[128, 64])
     p.add_argument("--pretrain-neighbors", type=int, nargs="+", default=[16, 8])
+    p.add_argument("--seed-tables", nargs="+", default=None, metavar="TABLE",
+                   help="tables whose rows seed pretraining subgraphs (pretrain(seed_tables=...); "
+                        "default: every table with a time column), e.g. drivers")
+    p.add_argument("--objective-weights", nargs="+", default=None, metavar="OBJECTIVE=W",
+                   help="pretraining loss weights, e.g. link=0.5 (pretrain(weights=...); default 1 each)")
+    p.add_argument("--corruption-p", type=float, default=None,
+                   help="row-level corruption rate (pretrain(corruption_p=...); default 0.3)")
     p.add_argument("--backbone-lr", type=float, default=1e-3)
     p.add_argument("--probe-epochs", type=int, default=3, help="LP-FT head-only epochs before fine-tuning")
     p.add_argument("--text", default="hash")
@@ -282,14 +304,33 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
     p.add_argument("--partial-dir", help="also write one JSON per seed here")
     p.add_argument("--merge", nargs="+", help="combine per-seed JSON files instead of running")
     p.add_argument("--notes", default="", help="added to the results (e.g. where it ran)")
-    a = p.parse_args()
+    return p
+
+
+def configs(p, a):
+    """``(pretrain kwargs, finetune kwargs)`` from parsed options ``a`` of parser ``p``."""
     pre = dict(steps=a.steps, channels=a.channels, num_neighbors=tuple(a.pretrain_neighbors))
+    # Pretraining levers are recorded only when set, so older results files still merge.
+    if a.seed_tables:
+        pre["seed_tables"] = list(a.seed_tables)
+    if a.objective_weights:
+        pre["weights"] = _parse_weights(p, a.objective_weights)
+    if a.corruption_p is not None:
+        pre["corruption_p"] = a.corruption_p
     ft = dict(epochs=a.epochs, max_steps_per_epoch=a.max_steps_per_epoch, num_neighbors=tuple(a.num_neighbors),
               backbone_lr=a.backbone_lr, probe_epochs=a.probe_epochs)
     if a.val_history != "seed":  # recorded only when set, so older results files still merge
         ft["val_history"] = a.val_history
     if a.train_history != "seed":
         ft["train_history"] = a.train_history
+    return {**pre, "patience": a.pretrain_patience}, {**ft, "patience": a.patience}
+
+
+def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
+    """The command line shared by ``rel_f1.py`` and ``rel_lahman.py``."""
+    p = parser(db_name, default_tasks, doc)
+    a = p.parse_args()
+    pre, ft = configs(p, a)
     script = os.path.basename(sys.argv[0])
     # the command as run, without the --notes text (which follows it once)
     argv = sys.argv[1:]
@@ -300,7 +341,6 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
     if a.merge:
         merge(a.merge, db_name, a.out, notes=a.notes)
         return
-    p_ = dict(patience=a.pretrain_patience)
-    run_protocol(db_name, a.tasks, a.seeds, {**pre, **p_}, {**ft, "patience": a.patience}, text=a.text,
+    run_protocol(db_name, a.tasks, a.seeds, pre, ft, text=a.text,
                  out_name=a.out, notes=notes, device=a.device, partial_dir=a.partial_dir,
                  time_features=not a.no_time_features, drop=a.drop)

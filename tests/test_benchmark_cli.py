@@ -1,0 +1,40 @@
+"""The protocol's command line: pretraining levers reach ``pretrain`` as keyword
+arguments, are recorded only when set (so older results files still merge), and a
+malformed one is a usage error that says how to write it."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+protocol = importlib.import_module("protocol")
+
+
+def _configs(argv):
+    p = protocol.parser("rel-f1", ["driver-dnf"], "doc")
+    return protocol.configs(p, p.parse_args(argv))
+
+
+def test_defaults_record_no_pretraining_lever():
+    pre, ft = _configs([])
+    assert set(pre) == {"steps", "channels", "num_neighbors", "patience"}
+    assert "train_history" not in ft and "val_history" not in ft
+
+
+def test_pretraining_levers_become_pretrain_kwargs():
+    pre, _ = _configs(["--seed-tables", "drivers", "--objective-weights", "link=0.5", "row=2",
+                       "--corruption-p", "0.5"])
+    assert pre["seed_tables"] == ["drivers"]
+    assert pre["weights"] == {"link": 0.5, "row": 2.0}
+    assert pre["corruption_p"] == 0.5
+
+
+@pytest.mark.parametrize("item", ["link", "lnk=0.5", "link=half"])
+def test_malformed_objective_weight_is_a_usage_error(item, capsys):
+    with pytest.raises(SystemExit) as e:
+        _configs(["--objective-weights", item])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert item in err and "link=0.5" in err
