@@ -253,14 +253,15 @@ def _parse_weights(parser, items: Sequence[str]) -> Dict[str, float]:
     """``["link=0.5", "row=1"]`` -> ``{"link": 0.5, "row": 1.0}``; a malformed item is a usage error."""
     weights = {}
     for item in items:
-        name, sep, value = item.partition("=")
+        name, _, value = item.partition("=")
         try:
-            weights[name] = float(value)
+            weight = float(value)  # "" (no "=") fails here too
         except ValueError:
-            sep = ""
-        if not sep or name not in ("row", "link", "context"):
+            weight = None
+        if weight is None or name not in ("row", "link", "context"):  # the objectives the protocol pretrains
             parser.error(f"--objective-weights {item!r}: write OBJECTIVE=W with OBJECTIVE one of row, link, "
                          "context, e.g. link=0.5")
+        weights[name] = weight
     return weights
 
 
