@@ -287,6 +287,9 @@ def parser(db_name: str, default_tasks: Sequence[str], doc: str):
                    help="pretraining loss weights, e.g. link=0.5 (pretrain(weights=...); default 1 each)")
     p.add_argument("--corruption-p", type=float, default=None,
                    help="row-level corruption rate (pretrain(corruption_p=...); default 0.3)")
+    p.add_argument("--link-holdout", type=float, default=None,
+                   help="share of each batch's foreign-key pairs hidden from message passing and scored by "
+                        "the link objective (pretrain(link_holdout=...); default 0, as in the paper)")
     p.add_argument("--backbone-lr", type=float, default=1e-3)
     p.add_argument("--probe-epochs", type=int, default=3, help="LP-FT head-only epochs before fine-tuning")
     p.add_argument("--text", default="hash")
@@ -318,6 +321,8 @@ def configs(p, a):
         pre["weights"] = _parse_weights(p, a.objective_weights)
     if a.corruption_p is not None:
         pre["corruption_p"] = a.corruption_p
+    if a.link_holdout is not None:
+        pre["link_holdout"] = a.link_holdout
     ft = dict(epochs=a.epochs, max_steps_per_epoch=a.max_steps_per_epoch, num_neighbors=tuple(a.num_neighbors),
               backbone_lr=a.backbone_lr, probe_epochs=a.probe_epochs)
     if a.val_history != "seed":  # recorded only when set, so older results files still merge

@@ -39,6 +39,7 @@ from rdlviz.errors import ConfigError
 from rdlviz.nn import Backbone
 from rdlviz.pretrain.checkpoint import read_checkpoint, schema_diff, schema_of
 from rdlviz.pretrain.corruption import Corruption
+from rdlviz.pretrain.holdout import hold_out_links
 from rdlviz.pretrain.losses import (
     ContextContrastiveLoss,
     LinkContrastiveLoss,
@@ -83,6 +84,9 @@ def _validate(cfg: Dict[str, Any], graph) -> None:
            f"temporal_strategy must be 'uniform' or 'last', got {cfg['temporal_strategy']!r}")
     if "link" in objs:
         _check(len(_fkey_edge_types(graph.data)) > 0, "the link objective needs foreign keys; the graph has none")
+    _check(0 <= cfg["link_holdout"] < 1, f"link_holdout must be in [0, 1) (0: off), got {cfg['link_holdout']}")
+    _check(cfg["link_holdout"] == 0 or "link" in objs,
+           "link_holdout hides links for the link objective; add 'link' to objectives or set link_holdout=0")
 
 
 def _fkey_edge_types(data) -> List[tuple]:
@@ -113,6 +117,7 @@ class _Stepper:
         self.timer = {"sample": 0.0, "forward": 0.0, "backward": 0.0}
 
     def draw(self, split: str, key: int):
+        """One batch: ``(batch, view, mask, links)``; ``links`` is ``(held, linked)`` or None."""
         rng = np.random.default_rng(key)
         table, nodes, times = self.pool.draw(split, self.cfg["batch_size"], rng)
         t0 = time.perf_counter()
@@ -126,10 +131,16 @@ class _Stepper:
             view, mask = self.corruption(
                 {t: batch[t].tf for t in batch.node_types if "tf" in batch[t]},
                 generator=g, return_mask=True)
+        links = None
+        if self.cfg["link_holdout"] > 0:
+            # Its own stream, so turning the hold-out on leaves the corruption draw unchanged.
+            g = torch.Generator().manual_seed(key + 1)
+            batch, held, linked = hold_out_links(batch, self.cfg["link_holdout"], g)
+            links = (held, linked)
         self.timer["sample"] += time.perf_counter() - t0
-        return batch, view, mask
+        return batch, view, mask, links
 
-    def losses(self, batch, view, mask) -> Dict[str, torch.Tensor]:
+    def losses(self, batch, view, mask, links=None) -> Dict[str, torch.Tensor]:
         t0 = time.perf_counter()
         if view is not None:
             h, h_view = self.backbone.forward_views(batch, view)
@@ -141,6 +152,8 @@ class _Stepper:
         for name, loss in self.objectives.items():
             if name == "row":
                 out[name] = loss(h, h_view, n_id)
+            elif name == "link" and links is not None:
+                out[name] = loss(h, links[0], n_id, linked_index_dict=links[1])
             elif name in ("link", "context"):
                 out[name] = loss(h, ei, n_id)
             elif name == "reconstruction":
@@ -163,6 +176,7 @@ def pretrain(
     weight_decay: float = 0.0,
     weights: Optional[Dict[str, float]] = None,
     corruption_p: float = 0.3,
+    link_holdout: float = 0.0,
     temperature: float = 1.0,
     max_negatives: int = 255,
     channels: int = 128,
@@ -198,6 +212,9 @@ def pretrain(
         lr / weight_decay: Adam's (1e-3 in the paper).
         weights: per-objective loss weights (default 1 each).
         corruption_p: probability that a cell of the second view is resampled.
+        link_holdout: share of each batch's foreign-key pairs hidden from message passing
+            and scored by the link objective (:mod:`~rdlviz.pretrain.holdout`); 0, the
+            paper's setting, scores pairs that are also edges of the subgraph.
         temperature: τ of every contrastive objective (1.0 in the paper).
         max_negatives: K, negatives per anchor (255 in the paper).
         channels / num_layers / aggr / encoder / encoder_layers / temporal: the backbone
@@ -242,7 +259,7 @@ def pretrain(
         num_neighbors=[int(k) for k in num_neighbors], temporal_strategy=temporal_strategy,
         lr=float(lr), weight_decay=float(weight_decay),
         weights={k: float(v) for k, v in (weights or {}).items()},
-        corruption_p=float(corruption_p), temperature=float(temperature),
+        corruption_p=float(corruption_p), link_holdout=float(link_holdout), temperature=float(temperature),
         max_negatives=int(max_negatives), channels=int(channels),
         num_layers=int(num_layers) if num_layers is not None else len(num_neighbors),
         aggr=aggr, encoder=encoder, encoder_layers=int(encoder_layers), temporal=bool(temporal),
@@ -323,9 +340,9 @@ def pretrain(
         backbone.eval(), heads.eval()
         sums: Dict[str, float] = {}
         with torch.no_grad():
-            for i, (b, v, m) in enumerate(eval_set):
+            for i, (b, v, m, links) in enumerate(eval_set):
                 torch.manual_seed(eval_keys[i])
-                for k, x in stepper.losses(b, v, m).items():
+                for k, x in stepper.losses(b, v, m, links).items():
                     sums[k] = sums.get(k, 0.0) + float(x)
         backbone.train(), heads.train()
         return {k: s / len(eval_set) for k, s in sums.items()}
@@ -337,9 +354,9 @@ def pretrain(
         for step in range(start_step + 1, cfg["steps"] + 1):
             key = cfg["seed"] * 1_000_003 + step
             torch.manual_seed(key)
-            batch, view, mask = stepper.draw("train", key)
+            batch, view, mask, links = stepper.draw("train", key)
             emit("on_batch", step, batch)
-            losses = stepper.losses(batch, view, mask)
+            losses = stepper.losses(batch, view, mask, links)
             t0 = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()

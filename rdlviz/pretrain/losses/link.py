@@ -157,6 +157,7 @@ class LinkContrastiveLoss(nn.Module):
         h_dict: Mapping[str, Tensor],
         edge_index_dict: Mapping[EdgeType, Tensor],
         n_id_dict: Optional[Mapping[str, Tensor]] = None,
+        linked_index_dict: Optional[Mapping[EdgeType, Tensor]] = None,
     ) -> Tensor:
         """Link contrast of one batch.
 
@@ -166,6 +167,11 @@ class LinkContrastiveLoss(nn.Module):
                 source type, ``edge_index[1]`` in the destination type (PyG convention).
             n_id_dict: ``{table: [N_t]}`` global row ids (copies of a row are one node for
                 linkage and partner checks). ``None``: every local node is distinct.
+            linked_index_dict: ``{f2p edge_type: [2, P]}`` (child, parent) pairs that count
+                as linked when negatives are chosen, when they are more than the positives
+                (held-out links, :func:`~rdlviz.pretrain.holdout.hold_out_links`: the
+                positives are the held-out pairs, and the pairs left in message passing are
+                still no negatives). ``None``: the positives are all the linked pairs.
 
         Returns:
             Scalar loss, mean over all scored anchors of both directions of all relations.
@@ -191,7 +197,10 @@ class LinkContrastiveLoss(nn.Module):
             else:
                 gc = torch.arange(Nc, device=dev)
                 gp, Up = torch.arange(Np, device=dev), Np
-            linked = torch.unique(gc[ei[0]] * Up + gp[ei[1]])  # sorted
+            known = ei
+            if linked_index_dict is not None and et in linked_index_dict:
+                known = torch.cat([ei, linked_index_dict[et].to(dev).long()], dim=1)
+            linked = torch.unique(gc[known[0]] * Up + gp[known[1]])  # sorted
             W = self.weight[module_key(*et)]
             E = ei.size(1)
 
