@@ -435,6 +435,7 @@ def test_report_is_one_offline_file_with_every_section(dash, shop, tmp_path):
     assert "Not available" not in text
     assert "rdlviz report: shop" in text and "3,649" in text  # header: database and its rows
     assert "steps taken" in text and "[4, 2]" in text  # the run's configuration
+    assert "link_holdout" in text and "corruption_p" in text  # the pretraining levers too
     assert "pretrained vs scratch" in text and "0.7500" in text  # comparison figure and table
 
 

@@ -128,7 +128,8 @@ def _run_facts(run, checkpoint) -> Dict[str, Any]:
                       "best validation loss": run.best_val, "stopped by": run.stopped,
                       "seconds": round(float(run.seconds.get("total", 0.0)), 1)})
         keep = ("objectives", "steps", "batch_size", "num_neighbors", "channels", "num_layers", "encoder",
-                "temporal", "lr", "corruption_p", "temperature", "max_negatives", "seed")
+                "temporal", "lr", "weights", "corruption_p", "link_holdout", "seed_tables", "temperature",
+                "max_negatives", "seed")
         facts.update({k: cfg[k] for k in keep if k in cfg})
     elif run is not None and hasattr(run, "config"):  # a Backbone
         facts.update({f"backbone {k}": v for k, v in run.config().items()})
