@@ -12,11 +12,19 @@ Same data, same sampler, same budgets and the same seeds for every variant (pair
 comparisons). Writes ``benchmarks/results/<db>.json`` in the documented shape and a
 markdown table with mean ± std per task and variant plus wall time per phase, and the
 representation health (effective rank, uniformity) of pretrained vs random embeddings.
+
+A fine-tuning lever (``--backbone-lr``, ``--probe-epochs``) changes only the ``finetune``
+variant: ``--variants finetune`` runs that one alone, and ``--pretrained-dir`` keeps each
+seed's pretrained backbone, so a second lever on the same seeds loads it instead of
+pretraining again. Pretraining is deterministic given the seed, so a loaded backbone is the
+one a fresh run would have trained (the cache key is the database, seed, pretraining config
+and graph options).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import os
 import sys
@@ -33,6 +41,7 @@ import _common  # noqa: E402
 
 import rdlviz  # noqa: E402
 from rdlviz.nn import Backbone, embed_rows  # noqa: E402
+from rdlviz.pretrain.checkpoint import load_backbone  # noqa: E402
 from rdlviz.pretrain.health import effective_rank, uniformity  # noqa: E402
 
 VARIANTS = ("scratch", "probe", "finetune", "random_probe")
@@ -45,24 +54,52 @@ def _health(backbone, graph, table: str, n: int = 2000) -> Dict[str, float]:
             "uniformity": round(float(uniformity(torch.nn.functional.normalize(z, dim=-1))), 3)}
 
 
-def run_seed(db, graph, tasks: Sequence[str], seed: int, pre: dict, ft: dict, device: str = "cpu") -> dict:
-    """Pretrain once with ``seed``, then train every variant of every task: one record."""
-    rec = {"seed": seed, "runs": [], "health": [], "pretrain": {}}
+def pretrained_backbone(graph, seed: int, pre: dict, device: str = "cpu", cache: str = None):
+    """``(backbone, pretrain record)`` for ``seed``: pretrained now, or loaded from ``cache``
+    (a checkpoint folder) when an earlier run saved it there; a fresh run saves it."""
+    summary = os.path.join(cache, "protocol.json") if cache else None
+    if summary and os.path.exists(summary):
+        backbone = load_backbone(cache, graph).to(device)
+        with open(summary) as f:
+            rec = json.load(f)
+        print(f"[seed {seed}] pretrained backbone loaded from {cache}", flush=True)
+        return backbone, {**rec, "loaded_from": cache}
     t0 = time.perf_counter()
     run = rdlviz.pretrain(graph, seed=seed, progress=False, device=device, **pre)
-    rec["pretrain"] = {"seconds": time.perf_counter() - t0, "steps": run.step, "best_step": run.best_step,
-                       "stopped": run.stopped, "val": run.final_losses("val")}
+    rec = {"seconds": time.perf_counter() - t0, "steps": run.step, "best_step": run.best_step,
+           "stopped": run.stopped, "val": run.final_losses("val")}
     print(f"[seed {seed}] {run}", flush=True)
+    if cache:
+        run.save(cache)
+        with open(summary, "w") as f:  # written last: its presence marks a complete checkpoint
+            json.dump(rec, f, default=str)
+    return run.backbone, rec
+
+
+def cache_folder(root: str, db_name: str, seed: int, pre: dict, text: str, graph_options: dict = None) -> str:
+    """The checkpoint folder for one seed's pretraining under ``root``; its name hashes all
+    that the pretrained weights depend on, so a changed lever never loads a stale backbone."""
+    key = json.dumps({"db": db_name, "seed": seed, "pretrain": pre, "text": text, "graph": graph_options},
+                     sort_keys=True, default=list)
+    return os.path.join(root, f"{db_name}-seed{seed}-{hashlib.sha1(key.encode()).hexdigest()[:12]}")
+
+
+def run_seed(db, graph, tasks: Sequence[str], seed: int, pre: dict, ft: dict, device: str = "cpu",
+             variants: Sequence[str] = VARIANTS, cache: str = None) -> dict:
+    """Pretrain once with ``seed`` (or load it from ``cache``), then train each of
+    ``variants`` on every task: one record."""
+    rec = {"seed": seed, "runs": [], "health": [], "pretrain": {}}
+    pretrained, rec["pretrain"] = pretrained_backbone(graph, seed, pre, device=device, cache=cache)
     torch.manual_seed(10_000 + seed)
-    random_backbone = Backbone(graph.data, graph.col_stats, **run.backbone.config()).to(device)
+    random_backbone = Backbone(graph.data, graph.col_stats, **pretrained.config()).to(device)
     tables = sorted({getattr(db.load_task(t), "entity_table", None) for t in tasks} - {None})
     for table in tables:
-        rec["health"].append({"seed": seed, "table": table, "pretrained": _health(run.backbone, graph, table),
+        rec["health"].append({"seed": seed, "table": table, "pretrained": _health(pretrained, graph, table),
                               "random": _health(random_backbone, graph, table)})
     for task in tasks:
-        for variant in VARIANTS:
+        for variant in variants:
             mode = {"scratch": "scratch", "probe": "probe", "finetune": "full", "random_probe": "probe"}[variant]
-            backbone = random_backbone if variant == "random_probe" else run
+            backbone = random_backbone if variant == "random_probe" else pretrained
             kw = dict(ft)
             if variant != "finetune":
                 kw.pop("backbone_lr", None)
@@ -97,6 +134,8 @@ def summarize(db_name: str, records: Sequence[dict], config: dict, machine: dict
                                   "variants": {}}
         for v in VARIANTS:
             rs = [x for x in runs if x["task"] == task and x["variant"] == v]
+            if not rs:  # a run restricted with --variants
+                continue
             xs = [x["test"] for x in rs]
             t["variants"][v] = {"mean": float(np.mean(xs)),
                                 "std": float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0,
@@ -127,15 +166,21 @@ def build_graph(db, text: str, time_features: bool = True, drop: Sequence[str] =
 
 def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: dict, ft: dict,
                  text: str = "hash", out_name: str = None, notes: str = "", device: str = "cpu",
-                 partial_dir: str = None, time_features: bool = True, drop: Sequence[str] = ()) -> dict:
+                 partial_dir: str = None, time_features: bool = True, drop: Sequence[str] = (),
+                 variants: Sequence[str] = VARIANTS, pretrained_dir: str = None) -> dict:
     db = rdlviz.load(db_name)
     graph = build_graph(db, text, time_features, drop)
     config = {"pretrain": pre, "finetune": ft, "text": text, "device": device}
     if not time_features or drop:  # recorded only when set, so older results files still merge
         config["graph"] = {"time_features": time_features, "drop": sorted(drop)}
+    variants = [v for v in VARIANTS if v in variants]  # the table's order
+    if variants != list(VARIANTS):
+        config["variants"] = variants
     records = []
     for seed in seeds:
-        rec = run_seed(db, graph, tasks, seed, pre, ft, device=device)
+        cache = (cache_folder(pretrained_dir, db_name, seed, pre, text, config.get("graph"))
+                 if pretrained_dir else None)
+        rec = run_seed(db, graph, tasks, seed, pre, ft, device=device, variants=variants, cache=cache)
         records.append(rec)
         if partial_dir:  # one file per seed, so a long protocol can run in pieces
             os.makedirs(partial_dir, exist_ok=True)
@@ -197,6 +242,10 @@ def merge(files: Sequence[str], db_name: str, out_name: str, notes: str = "") ->
     return out
 
 
+NAMES = {"scratch": "scratch (B)", "probe": "probe (P)", "finetune": "fine-tuned (P&F)",
+         "random_probe": "random-backbone probe"}
+
+
 def _wins(task: dict, key: str) -> str:
     """``"k/n"``: seeds on which fine-tuned beats scratch on ``key`` (paired by seed)."""
     ft, sc = task["variants"]["finetune"][key], task["variants"]["scratch"][key]
@@ -212,12 +261,13 @@ def markdown(out: dict) -> str:
              f"{m['date']}.", ""]
     if out.get("notes"):
         lines += [out["notes"], ""]
-    lines += ["| task | metric | scratch (B) | probe (P) | fine-tuned (P&F) | random-backbone probe |",
-              "|---|---|---|---|---|---|"]
+    ran = [v for v in VARIANTS if all(v in t["variants"] for t in out["tasks"].values())]
+    header = ["| task | metric | " + " | ".join(NAMES[v] for v in ran) + " |", "|---|---|" + "---|" * len(ran)]
+    lines += header
     for task, t in out["tasks"].items():
         arrow = "↑" if t["higher_is_better"] else "↓"
         cells = []
-        for v in VARIANTS:
+        for v in ran:
             s = t["variants"][v]
             cells.append(f"{s['mean']:.4f} ± {s['std']:.4f}")
         lines.append(f"| {task} | {t['metric']} {arrow} | " + " | ".join(cells) + " |")
@@ -225,18 +275,18 @@ def markdown(out: dict) -> str:
     # shifted from it (driver-position's per-driver-median baseline: val 3.65, test 4.32 MAE),
     # so a variant can win on one and lose on the other. Showing both keeps that visible.
     lines += ["", "Validation metric (the split early stopping and model selection see), mean ± std:", "",
-              "| task | metric | scratch (B) | probe (P) | fine-tuned (P&F) | random-backbone probe |",
-              "|---|---|---|---|---|---|"]
+              *header]
     for task, t in out["tasks"].items():
         arrow = "↑" if t["higher_is_better"] else "↓"
         cells = []
-        for v in VARIANTS:
+        for v in ran:
             xs = np.asarray(t["variants"][v]["val_per_seed"], dtype=float)
             cells.append(f"{xs.mean():.4f} ± {xs.std(ddof=1) if len(xs) > 1 else 0.0:.4f}")
         lines.append(f"| {task} | {t['metric']} {arrow} | " + " | ".join(cells) + " |")
-    lines += ["", "Paired wins of fine-tuned (P&F) over scratch (B), seeds where P&F is better: " +
-              "; ".join(f"{task} test {_wins(t, 'per_seed')}, val {_wins(t, 'val_per_seed')}"
-                        for task, t in out["tasks"].items())]
+    if {"finetune", "scratch"} <= set(ran):
+        lines += ["", "Paired wins of fine-tuned (P&F) over scratch (B), seeds where P&F is better: " +
+                  "; ".join(f"{task} test {_wins(t, 'per_seed')}, val {_wins(t, 'val_per_seed')}"
+                            for task, t in out["tasks"].items())]
     lines += ["", "Wall time per phase (mean seconds per run): " +
               ", ".join(f"{k} {v}" for k, v in out["phase_seconds_mean"].items()), ""]
     if out.get("health"):
@@ -303,6 +353,12 @@ def parser(db_name: str, default_tasks: Sequence[str], doc: str):
                    help="leave timestamp columns out of the features (build_graph(time_features=False))")
     p.add_argument("--drop", nargs="+", default=[], metavar="TABLE.COLUMN",
                    help="feature columns to leave out, e.g. races.year")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+                   help="the variants to train (default all); a fine-tuning lever such as --backbone-lr "
+                        "changes only finetune")
+    p.add_argument("--pretrained-dir",
+                   help="keep each seed's pretrained backbone here and load it when a later run has the "
+                        "same seed, pretraining config and graph options")
     p.add_argument("--out", default=db_name)
     p.add_argument("--device", default="cpu", help="cpu or cuda (sampling always runs on the CPU)")
     p.add_argument("--partial-dir", help="also write one JSON per seed here")
@@ -349,4 +405,5 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
         return
     run_protocol(db_name, a.tasks, a.seeds, pre, ft, text=a.text,
                  out_name=a.out, notes=notes, device=a.device, partial_dir=a.partial_dir,
-                 time_features=not a.no_time_features, drop=a.drop)
+                 time_features=not a.no_time_features, drop=a.drop, variants=a.variants,
+                 pretrained_dir=a.pretrained_dir)

@@ -1,0 +1,58 @@
+"""The protocol's fine-tuning-lever path: ``--variants`` trains only the named variants, and
+``--pretrained-dir`` reloads a seed's pretrained backbone so a second run on the same seed
+gives the numbers a fresh pretraining would have given."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+import rdlviz
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+protocol = importlib.import_module("protocol")
+
+PRE = dict(steps=4, batch_size=16, num_neighbors=(8, 4), channels=16, encoder_layers=1,
+           eval_every=2, eval_batches=2)
+FT = dict(epochs=2, batch_size=256, num_neighbors=(8, 4), backbone_lr=1e-3, probe_epochs=1)
+
+
+@pytest.fixture(scope="module")
+def graph(shop):
+    return rdlviz.build_graph(shop, text="drop")
+
+
+def test_a_reloaded_backbone_gives_the_fresh_runs_numbers(shop, graph, tmp_path):
+    cache = protocol.cache_folder(str(tmp_path), "shop", 0, PRE, "drop")
+    fresh = protocol.run_seed(shop, graph, ["customer-order"], 0, PRE, FT, variants=["finetune"], cache=cache)
+    assert (Path(cache) / "protocol.json").exists()
+    again = protocol.run_seed(shop, graph, ["customer-order"], 0, PRE, FT, variants=["finetune"], cache=cache)
+    assert again["pretrain"]["loaded_from"] == cache and "loaded_from" not in fresh["pretrain"]
+    assert [r["variant"] for r in fresh["runs"]] == ["finetune"]
+    strip = ("seconds", "loaded_from")
+    assert {k: v for k, v in again["pretrain"].items() if k not in strip} == \
+        {k: v for k, v in fresh["pretrain"].items() if k not in strip}
+    assert again["health"] == fresh["health"]
+    assert again["runs"][0]["test"] == fresh["runs"][0]["test"]
+    assert again["runs"][0]["val"] == fresh["runs"][0]["val"]
+
+
+def test_a_changed_pretraining_lever_never_loads_another_backbone(tmp_path):
+    base = protocol.cache_folder(str(tmp_path), "shop", 0, PRE, "drop")
+    assert protocol.cache_folder(str(tmp_path), "shop", 0, {**PRE, "corruption_p": 0.5}, "drop") != base
+    assert protocol.cache_folder(str(tmp_path), "shop", 1, PRE, "drop") != base
+    assert protocol.cache_folder(str(tmp_path), "shop", 0, PRE, "hash") != base
+    assert protocol.cache_folder(str(tmp_path), "shop", 0, PRE, "drop", {"time_features": False}) != base
+
+
+def test_a_restricted_run_tabulates_only_its_variants():
+    runs = [{"task": "t", "variant": "finetune", "metric": "roc_auc", "higher_is_better": True,
+             "test": 0.6 + 0.01 * s, "val": 0.7, "seconds": 1.0, "best_epoch": 1} for s in range(2)]
+    records = [{"seed": s, "pretrain": {"seconds": 1.0}, "runs": [runs[s]], "health": []} for s in range(2)]
+    out = protocol.summarize("db", records, {"variants": ["finetune"]}, {"cpu": "c", "cores": 2, "torch": "x",
+                                                                         "date": "d"})
+    assert list(out["tasks"]["t"]["variants"]) == ["finetune"]
+    md = protocol.markdown(out)
+    assert "| task | metric | fine-tuned (P&F) |" in md and "scratch (B)" not in md
+    assert "Paired wins" not in md  # nothing to pair with
