@@ -167,7 +167,7 @@ def build_graph(db, text: str, time_features: bool = True, drop: Sequence[str] =
 def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: dict, ft: dict,
                  text: str = "hash", out_name: str = None, notes: str = "", device: str = "cpu",
                  partial_dir: str = None, time_features: bool = True, drop: Sequence[str] = (),
-                 variants: Sequence[str] = VARIANTS, pretrained_dir: str = None) -> dict:
+                 variants: Sequence[str] = VARIANTS, pretrained_dir: str = None, baseline: str = None) -> dict:
     db = rdlviz.load(db_name)
     graph = build_graph(db, text, time_features, drop)
     config = {"pretrain": pre, "finetune": ft, "text": text, "device": device}
@@ -187,6 +187,8 @@ def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: 
             with open(os.path.join(partial_dir, f"{out_name or db_name}-seed{seed}.json"), "w") as f:
                 json.dump({"record": rec, "config": config, "machine": _common.machine()}, f, default=str)
     out = summarize(db_name, records, config, _common.machine(), notes)
+    if baseline:
+        attach_baseline(out, baseline)
     _common.write(out_name or db_name, out, markdown(out))
     print(markdown(out))
     return out
@@ -214,7 +216,33 @@ def records_from_results(out: dict) -> list:
     return records
 
 
-def merge(files: Sequence[str], db_name: str, out_name: str, notes: str = "") -> dict:
+def attach_baseline(out: dict, path: str) -> dict:
+    """Add ``out["baseline"]``: the same seeds' numbers from the results file at ``path``
+    (the run without the lever), so the markdown can pair every seed with it.
+
+    A run of a fine-tuning lever trains only ``finetune`` (``--variants``); its scratch
+    numbers are the baseline's, which did not depend on the lever. Refuses a baseline that
+    lacks one of ``out``'s seeds or tasks, or that ran on another database.
+    """
+    base = json.load(open(path))
+    if base["database"] != out["database"]:
+        raise ValueError(f"--baseline {path} is {base['database']}, this run is {out['database']}")
+    missing = sorted(set(out["seeds"]) - set(base["seeds"]))
+    if missing:
+        raise ValueError(f"--baseline {path} has no seed(s) {missing}; it has {base['seeds']}")
+    idx = [base["seeds"].index(s) for s in out["seeds"]]
+    tasks = {}
+    for task in out["tasks"]:
+        if task not in base["tasks"]:
+            raise ValueError(f"--baseline {path} has no task {task!r}; it has {sorted(base['tasks'])}")
+        tasks[task] = {v: {"per_seed": [r["per_seed"][i] for i in idx],
+                           "val_per_seed": [r["val_per_seed"][i] for i in idx]}
+                       for v, r in base["tasks"][task]["variants"].items()}
+    out["baseline"] = {"file": os.path.basename(path), "config": base["config"], "tasks": tasks}
+    return out
+
+
+def merge(files: Sequence[str], db_name: str, out_name: str, notes: str = "", baseline: str = None) -> dict:
     """Combine runs over disjoint seeds into one results file.
 
     Accepts the files written with ``--partial-dir`` and results files (one seed or
@@ -237,6 +265,8 @@ def merge(files: Sequence[str], db_name: str, out_name: str, notes: str = "") ->
     if dates[0] != dates[-1]:  # runs made on different days: the header shows when all of them ran
         machine["date"] = f"{dates[0]} to {dates[-1]}"
     out = summarize(db_name, records, parts[0]["config"], machine, notes)
+    if baseline:
+        attach_baseline(out, baseline)
     _common.write(out_name, out, markdown(out))
     print(markdown(out))
     return out
@@ -246,11 +276,51 @@ NAMES = {"scratch": "scratch (B)", "probe": "probe (P)", "finetune": "fine-tuned
          "random_probe": "random-backbone probe"}
 
 
-def _wins(task: dict, key: str) -> str:
-    """``"k/n"``: seeds on which fine-tuned beats scratch on ``key`` (paired by seed)."""
-    ft, sc = task["variants"]["finetune"][key], task["variants"]["scratch"][key]
-    sign = 1 if task["higher_is_better"] else -1
-    return f"{sum(sign * (a - b) > 0 for a, b in zip(ft, sc))}/{len(ft)}"
+def _wins(task: dict, key: str, other: dict = None) -> str:
+    """``"k/n"``: seeds on which fine-tuned beats scratch on ``key`` (paired by seed);
+    scratch from ``other`` (the baseline's variants) when given."""
+    ft = task["variants"]["finetune"][key]
+    sc = (other or task["variants"])["scratch"][key]
+    return _paired(ft, sc, task["higher_is_better"])
+
+
+def _paired(xs: Sequence[float], ys: Sequence[float], higher_is_better: bool) -> str:
+    """``"k/n"``: pairs where ``xs`` beats ``ys``."""
+    sign = 1 if higher_is_better else -1
+    return f"{sum(sign * (a - b) > 0 for a, b in zip(xs, ys))}/{len(xs)}"
+
+
+def _baseline_lines(out: dict, ran: Sequence[str]) -> list:
+    """The run against its baseline file, seed by seed: each variant's test mean here and
+    there, and the seeds where this run is better; then fine-tuned here against scratch
+    there when this run did not train scratch."""
+    b = out["baseline"]
+    lines = ["", f"Against `{b['file']}` on the same seeds (the run without this lever; config "
+             f"`{json.dumps(b['config'])}`). Test mean here (there), and the seeds where this run is better "
+             "on test / on validation:", "",
+             "| task | metric | " + " | ".join(NAMES[v] for v in ran) + " |", "|---|---|" + "---|" * len(ran)]
+    for task, t in out["tasks"].items():
+        cells = []
+        for v in ran:
+            here, there = t["variants"][v], b["tasks"][task].get(v)
+            if there is None:
+                cells.append(f"{here['mean']:.4f} (—)")
+                continue
+            if here["per_seed"] == there["per_seed"]:  # a variant the lever does not touch reproduces
+                cells.append(f"{here['mean']:.4f} (same on every seed)")
+                continue
+            hib = t["higher_is_better"]
+            cells.append(f"{here['mean']:.4f} ({np.mean(there['per_seed']):.4f}), "
+                         f"{_paired(here['per_seed'], there['per_seed'], hib)} / "
+                         f"{_paired(here['val_per_seed'], there['val_per_seed'], hib)}")
+        lines.append(f"| {task} | {t['metric']} {'↑' if t['higher_is_better'] else '↓'} | " + " | ".join(cells) + " |")
+    if "finetune" in ran and "scratch" not in ran and all("scratch" in b["tasks"][t] for t in out["tasks"]):
+        lines += ["", f"Fine-tuned (P&F) here against scratch (B) in `{b['file']}`, seeds where P&F is better "
+                  "(scratch does not depend on a fine-tuning lever): " +
+                  "; ".join(f"{task} test {_wins(t, 'per_seed', b['tasks'][task])}, "
+                            f"val {_wins(t, 'val_per_seed', b['tasks'][task])}"
+                            for task, t in out["tasks"].items())]
+    return lines
 
 
 def markdown(out: dict) -> str:
@@ -287,6 +357,8 @@ def markdown(out: dict) -> str:
         lines += ["", "Paired wins of fine-tuned (P&F) over scratch (B), seeds where P&F is better: " +
                   "; ".join(f"{task} test {_wins(t, 'per_seed')}, val {_wins(t, 'val_per_seed')}"
                             for task, t in out["tasks"].items())]
+    if out.get("baseline"):
+        lines += _baseline_lines(out, ran)
     lines += ["", "Wall time per phase (mean seconds per run): " +
               ", ".join(f"{k} {v}" for k, v in out["phase_seconds_mean"].items()), ""]
     if out.get("health"):
@@ -359,6 +431,9 @@ def parser(db_name: str, default_tasks: Sequence[str], doc: str):
     p.add_argument("--pretrained-dir",
                    help="keep each seed's pretrained backbone here and load it when a later run has the "
                         "same seed, pretraining config and graph options")
+    p.add_argument("--baseline",
+                   help="a results file over the same seeds without the lever (e.g. "
+                        "benchmarks/results/rel-f1.json): the markdown pairs every seed with it")
     p.add_argument("--out", default=db_name)
     p.add_argument("--device", default="cpu", help="cpu or cuda (sampling always runs on the CPU)")
     p.add_argument("--partial-dir", help="also write one JSON per seed here")
@@ -401,9 +476,9 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
         argv = argv[:i] + ["--notes", "..."] + argv[i + 2:]
     notes = f"Command: `python benchmarks/{script} {' '.join(argv)}`. {a.notes}".strip()
     if a.merge:
-        merge(a.merge, db_name, a.out, notes=a.notes)
+        merge(a.merge, db_name, a.out, notes=a.notes, baseline=a.baseline)
         return
     run_protocol(db_name, a.tasks, a.seeds, pre, ft, text=a.text,
                  out_name=a.out, notes=notes, device=a.device, partial_dir=a.partial_dir,
                  time_features=not a.no_time_features, drop=a.drop, variants=a.variants,
-                 pretrained_dir=a.pretrained_dir)
+                 pretrained_dir=a.pretrained_dir, baseline=a.baseline)

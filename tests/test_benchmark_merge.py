@@ -74,3 +74,22 @@ def test_merged_header_spans_the_dates_of_its_runs(results_dir):
     assert "2026-01-01 to 2026-01-03" in (results_dir / "merged.md").read_text()
     same_day = protocol.merge([a, _write(results_dir / "c.json", [3])], "db", "merged2")
     assert same_day["machine"]["date"] == "2026-01-01"
+
+
+def test_a_baseline_pairs_every_seed_and_refuses_missing_seeds(results_dir):
+    base = _write(results_dir / "base.json", [0, 1, 2])
+    lever = protocol.summarize("db", [_record(s) for s in (1, 2)], CONFIG, MACHINE)
+    for r in lever["tasks"]["t-cls"]["variants"]["finetune"], lever["tasks"]["t-reg"]["variants"]["finetune"]:
+        r["per_seed"] = [x + 0.5 for x in r["per_seed"]]  # better for t-cls (AUROC), worse for t-reg (MAE)
+    path = results_dir / "lever.json"
+    path.write_text(json.dumps(lever))
+    out = protocol.merge([str(path)], "db", "merged", baseline=base)
+    assert out["baseline"]["tasks"]["t-cls"]["scratch"]["per_seed"] == \
+        json.load(open(base))["tasks"]["t-cls"]["variants"]["scratch"]["per_seed"][1:]
+    md = (results_dir / "merged.md").read_text()
+    assert "Against `base.json` on the same seeds" in md
+    assert "(same on every seed)" in md  # the untouched variants reproduce
+    rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| t-")}
+    assert "2/2 /" in rows["t-cls"].split(" | ")[4] and "0/2 /" in rows["t-reg"].split(" | ")[4]
+    with pytest.raises(ValueError, match=r"no seed\(s\) \[3\]"):
+        protocol.merge([_write(results_dir / "s3.json", [3])], "db", "x", baseline=base)
