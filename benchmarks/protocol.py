@@ -295,9 +295,13 @@ def _baseline_lines(out: dict, ran: Sequence[str]) -> list:
     there, and the seeds where this run is better; then fine-tuned here against scratch
     there when this run did not train scratch."""
     b = out["baseline"]
+    # Validation seeds that see different history score different forecasts: no pairing then.
+    same_val = (out["config"].get("finetune", {}).get("val_history", "seed")
+                == b["config"].get("finetune", {}).get("val_history", "seed"))
     lines = ["", f"Against `{b['file']}` on the same seeds (the run without this lever; config "
              f"`{json.dumps(b['config'])}`). Test mean here (there), and the seeds where this run is better "
-             "on test / on validation:", "",
+             + ("on test / on validation:" if same_val else
+                "on test (validation is not paired: the two runs' validation seeds see different history):"), "",
              "| task | metric | " + " | ".join(NAMES[v] for v in ran) + " |", "|---|---|" + "---|" * len(ran)]
     for task, t in out["tasks"].items():
         cells = []
@@ -311,14 +315,14 @@ def _baseline_lines(out: dict, ran: Sequence[str]) -> list:
                 continue
             hib = t["higher_is_better"]
             cells.append(f"{here['mean']:.4f} ({np.mean(there['per_seed']):.4f}), "
-                         f"{_paired(here['per_seed'], there['per_seed'], hib)} / "
-                         f"{_paired(here['val_per_seed'], there['val_per_seed'], hib)}")
+                         f"{_paired(here['per_seed'], there['per_seed'], hib)}"
+                         + (f" / {_paired(here['val_per_seed'], there['val_per_seed'], hib)}" if same_val else ""))
         lines.append(f"| {task} | {t['metric']} {'↑' if t['higher_is_better'] else '↓'} | " + " | ".join(cells) + " |")
     if "finetune" in ran and "scratch" not in ran and all("scratch" in b["tasks"][t] for t in out["tasks"]):
         lines += ["", f"Fine-tuned (P&F) here against scratch (B) in `{b['file']}`, seeds where P&F is better "
                   "(scratch does not depend on a fine-tuning lever): " +
-                  "; ".join(f"{task} test {_wins(t, 'per_seed', b['tasks'][task])}, "
-                            f"val {_wins(t, 'val_per_seed', b['tasks'][task])}"
+                  "; ".join(f"{task} test {_wins(t, 'per_seed', b['tasks'][task])}"
+                            + (f", val {_wins(t, 'val_per_seed', b['tasks'][task])}" if same_val else "")
                             for task, t in out["tasks"].items())]
     return lines
 
