@@ -409,6 +409,9 @@ def parser(db_name: str, default_tasks: Sequence[str], doc: str):
     p.add_argument("--seed-tables", nargs="+", default=None, metavar="TABLE",
                    help="tables whose rows seed pretraining subgraphs (pretrain(seed_tables=...); "
                         "default: every table with a time column), e.g. drivers")
+    p.add_argument("--seed-weighting", choices=["size", "uniform"], default=None,
+                   help="how often each seed table is drawn: by its number of rows or each equally often "
+                        "(pretrain(seed_weighting=...); default size)")
     p.add_argument("--objective-weights", nargs="+", default=None, metavar="OBJECTIVE=W",
                    help="pretraining loss weights, e.g. link=0.5 (pretrain(weights=...); default 1 each)")
     p.add_argument("--corruption-p", type=float, default=None,
@@ -452,6 +455,8 @@ def configs(p, a):
     # Pretraining levers are recorded only when set, so older results files still merge.
     if a.seed_tables:
         pre["seed_tables"] = list(a.seed_tables)
+    if a.seed_weighting:
+        pre["seed_weighting"] = a.seed_weighting
     if a.objective_weights:
         pre["weights"] = _parse_weights(p, a.objective_weights)
     if a.corruption_p is not None:

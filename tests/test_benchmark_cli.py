@@ -24,9 +24,11 @@ def test_defaults_record_no_pretraining_lever():
 
 
 def test_pretraining_levers_become_pretrain_kwargs():
-    pre, _ = _configs(["--seed-tables", "drivers", "--objective-weights", "link=0.5", "row=2",
+    pre, _ = _configs(["--seed-tables", "drivers", "--seed-weighting", "uniform",
+                       "--objective-weights", "link=0.5", "row=2",
                        "--corruption-p", "0.5", "--link-holdout", "0.3"])
     assert pre["seed_tables"] == ["drivers"]
+    assert pre["seed_weighting"] == "uniform"
     assert pre["weights"] == {"link": 0.5, "row": 2.0}
     assert pre["corruption_p"] == 0.5
     assert pre["link_holdout"] == 0.3
