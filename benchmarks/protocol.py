@@ -168,6 +168,8 @@ def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: 
                  text: str = "hash", out_name: str = None, notes: str = "", device: str = "cpu",
                  partial_dir: str = None, time_features: bool = True, drop: Sequence[str] = (),
                  variants: Sequence[str] = VARIANTS, pretrained_dir: str = None, baseline: str = None) -> dict:
+    if baseline:  # refuse a wrong baseline now, not after hours of training
+        load_baseline(baseline, db_name, seeds, tasks)
     db = rdlviz.load(db_name)
     graph = build_graph(db, text, time_features, drop)
     config = {"pretrain": pre, "finetune": ft, "text": text, "device": device}
@@ -216,6 +218,23 @@ def records_from_results(out: dict) -> list:
     return records
 
 
+def load_baseline(path: str, database: str, seeds: Sequence[int], tasks: Sequence[str]) -> dict:
+    """The results file at ``path``, refused unless it ran on ``database`` and holds every
+    one of ``seeds`` and ``tasks``. Called before a run as well, so a wrong baseline costs
+    nothing."""
+    with open(path) as f:
+        base = json.load(f)
+    if base["database"] != database:
+        raise ValueError(f"--baseline {path} is {base['database']}, this run is {database}")
+    missing = sorted(set(seeds) - set(base["seeds"]))
+    if missing:
+        raise ValueError(f"--baseline {path} has no seed(s) {missing}; it has {base['seeds']}")
+    for task in tasks:
+        if task not in base["tasks"]:
+            raise ValueError(f"--baseline {path} has no task {task!r}; it has {sorted(base['tasks'])}")
+    return base
+
+
 def attach_baseline(out: dict, path: str) -> dict:
     """Add ``out["baseline"]``: the same seeds' numbers from the results file at ``path``
     (the run without the lever), so the markdown can pair every seed with it.
@@ -224,17 +243,10 @@ def attach_baseline(out: dict, path: str) -> dict:
     numbers are the baseline's, which did not depend on the lever. Refuses a baseline that
     lacks one of ``out``'s seeds or tasks, or that ran on another database.
     """
-    base = json.load(open(path))
-    if base["database"] != out["database"]:
-        raise ValueError(f"--baseline {path} is {base['database']}, this run is {out['database']}")
-    missing = sorted(set(out["seeds"]) - set(base["seeds"]))
-    if missing:
-        raise ValueError(f"--baseline {path} has no seed(s) {missing}; it has {base['seeds']}")
+    base = load_baseline(path, out["database"], out["seeds"], list(out["tasks"]))
     idx = [base["seeds"].index(s) for s in out["seeds"]]
     tasks = {}
     for task in out["tasks"]:
-        if task not in base["tasks"]:
-            raise ValueError(f"--baseline {path} has no task {task!r}; it has {sorted(base['tasks'])}")
         tasks[task] = {v: {"per_seed": [r["per_seed"][i] for i in idx],
                            "val_per_seed": [r["val_per_seed"][i] for i in idx]}
                        for v, r in base["tasks"][task]["variants"].items()}

@@ -93,3 +93,12 @@ def test_a_baseline_pairs_every_seed_and_refuses_missing_seeds(results_dir):
     assert "2/2 /" in rows["t-cls"].split(" | ")[4] and "0/2 /" in rows["t-reg"].split(" | ")[4]
     with pytest.raises(ValueError, match=r"no seed\(s\) \[3\]"):
         protocol.merge([_write(results_dir / "s3.json", [3])], "db", "x", baseline=base)
+
+
+def test_a_run_refuses_a_wrong_baseline_before_it_trains(results_dir):
+    base = _write(results_dir / "base.json", [0, 1])
+    # "db" is no loadable database: reaching rdlviz.load would fail differently
+    with pytest.raises(ValueError, match=r"no seed\(s\) \[5\]"):
+        protocol.run_protocol("db", ["t-cls"], [5], {}, {}, baseline=base)
+    with pytest.raises(ValueError, match="no task 't-other'"):
+        protocol.run_protocol("db", ["t-other"], [0], {}, {}, baseline=base)
