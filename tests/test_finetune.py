@@ -135,3 +135,26 @@ def test_stale_training_is_refused_for_a_link_task():
     # Checked before any graph is built: a link task has one evaluation window.
     with pytest.raises(ConfigError, match="player-team"):
         rdlviz.finetune("rel-lahman", "player-team", mode="scratch", train_history="stale")
+
+
+def test_a_prediction_does_not_depend_on_its_batch(shop, graph):
+    from rdlviz.graph.time import to_unix_seconds
+    from rdlviz.sampling import NeighborLoader
+
+    res = rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, seed=2,
+                          temporal_strategy="last", head_layers=3, **FT)
+    test = shop.load_task("customer-order").get_table("test").df
+    nodes = torch.from_numpy(test.customer_id.to_numpy().astype(np.int64))
+    times = torch.from_numpy(to_unix_seconds(test.timestamp))
+    model = res.model.eval()
+
+    def predict(batch_size):
+        loader = NeighborLoader(graph.data, num_neighbors=[8, 4], input_nodes=("customers", nodes),
+                                input_time=times, batch_size=batch_size, temporal_strategy="last")
+        with torch.no_grad():
+            return torch.cat([model(b).view(-1) for b in loader]).numpy()
+
+    # Every normalisation is per row: batched with others or alone, a seed scores the same.
+    np.testing.assert_allclose(predict(7), predict(len(test)), rtol=0, atol=1e-5)
+    probability = torch.sigmoid(torch.from_numpy(predict(7))).numpy()
+    np.testing.assert_allclose(probability, res.predictions["test"], rtol=0, atol=1e-5)

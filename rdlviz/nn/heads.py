@@ -31,7 +31,11 @@ class MLPHead(torch.nn.Module):
         if out_channels < 1:
             raise ConfigError(f"out_channels must be >= 1, got {out_channels}")
         self.mlp = MLP(in_channels=channels, hidden_channels=channels, out_channels=out_channels,
-                       num_layers=num_layers, dropout=dropout, norm="layer_norm")
+                       num_layers=num_layers, dropout=dropout, norm="layer_norm",
+                       # Per row: PyG's LayerNorm defaults to mode="graph", which without a
+                       # batch vector normalises over the whole mini-batch, so a row's
+                       # prediction would depend on the other rows it is batched with.
+                       norm_kwargs={"mode": "node"})
 
     def reset_parameters(self) -> None:
         self.mlp.reset_parameters()
