@@ -440,6 +440,10 @@ def parser(db_name: str, default_tasks: Sequence[str], doc: str):
     p.add_argument("--train-history", default="seed", choices=["seed", "stale"],
                    help="training seeds sampled from history up to the test period's length old "
                         "(finetune(train_history='stale'))")
+    p.add_argument("--reference-time", default="seed", choices=["seed", "history"],
+                   help="the time evaluation seeds are encoded at: their own (RelBench) or the end of the "
+                        "history they see, min(seed time, cutoff) (finetune(reference_time=...)); changes "
+                        "every variant's test numbers, not what is trained")
     p.add_argument("--no-time-features", action="store_true",
                    help="leave timestamp columns out of the features (build_graph(time_features=False))")
     p.add_argument("--drop", nargs="+", default=[], metavar="TABLE.COLUMN",
@@ -481,6 +485,8 @@ def configs(p, a):
         ft["val_history"] = a.val_history
     if a.train_history != "seed":
         ft["train_history"] = a.train_history
+    if a.reference_time != "seed":
+        ft["reference_time"] = a.reference_time
     return {**pre, "patience": a.pretrain_patience}, {**ft, "patience": a.patience}
 
 

@@ -137,6 +137,35 @@ def test_stale_training_is_refused_for_a_link_task():
         rdlviz.finetune("rel-lahman", "player-team", mode="scratch", train_history="stale")
 
 
+def test_evaluation_at_the_end_of_history(shop, graph):
+    kw = dict(mode="scratch", graph=graph, seed=3, temporal_strategy="last", **FT)
+    a = rdlviz.finetune(shop, "customer-order", **kw)
+    b = rdlviz.finetune(shop, "customer-order", reference_time="history", **kw)
+    # Training and model selection are untouched: only test seeds are encoded differently.
+    assert a.best_epoch == b.best_epoch and a.val == b.val
+    np.testing.assert_array_equal(a.predictions["val"], b.predictions["val"])
+    test = shop.load_task("customer-order").get_table("test").df
+    at_cutoff = (test.timestamp <= shop.test_timestamp).to_numpy()
+    assert at_cutoff.any() and (~at_cutoff).any()
+    # Seeds at the cutoff are predicted as before; later ones no longer see their rows age...
+    np.testing.assert_array_equal(a.predictions["test"][at_cutoff], b.predictions["test"][at_cutoff])
+    assert not np.allclose(a.predictions["test"][~at_cutoff], b.predictions["test"][~at_cutoff])
+    # ...so every window of one customer gets the prediction made at the cutoff.
+    per_customer = test.assign(p=b.predictions["test"]).groupby("customer_id").p.nunique()
+    assert (per_customer == 1).all()
+    assert b.config["reference_time"] == "history"
+
+
+def test_evaluation_at_the_end_of_history_is_checked(shop, graph):
+    with pytest.raises(ConfigError, match="reference_time"):
+        rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, reference_time="cutoff", **FT)
+    with pytest.raises(ConfigError, match="train_history='stale'"):
+        rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, reference_time="history",
+                        train_history="stale", **FT)
+    with pytest.raises(ConfigError, match="player-team"):
+        rdlviz.finetune("rel-lahman", "player-team", mode="scratch", reference_time="history")
+
+
 def test_a_prediction_does_not_depend_on_its_batch(shop, graph):
     from rdlviz.graph.time import to_unix_seconds
     from rdlviz.sampling import NeighborLoader

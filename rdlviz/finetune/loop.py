@@ -45,6 +45,7 @@ __all__ = ["finetune", "MODES"]
 MODES = ("scratch", "probe", "full")
 VAL_HISTORIES = ("seed", "cutoff")
 TRAIN_HISTORIES = ("seed", "stale")
+REFERENCE_TIMES = ("seed", "history")
 
 
 def _kind(task) -> str:
@@ -149,6 +150,7 @@ def finetune(
     max_steps_per_epoch: Optional[int] = None,
     val_history: str = "seed",
     train_history: str = "seed",
+    reference_time: str = "seed",
     backbone_kwargs: Optional[Dict[str, Any]] = None,
     seed: int = 0,
     progress: bool = True,
@@ -184,6 +186,17 @@ def finetune(
             the test period's length old (``num_eval_timestamps * timedelta``;
             :func:`~rdlviz.sampling.history.stale_seed_times`), while the model still
             reads the seed's own time: training for the forecast test asks for.
+        reference_time: the time an evaluation seed is encoded at. ``"seed"``
+            (RelBench's protocol): its own time, so a test seed years after the test
+            cutoff sees its neighbours years older than any training seed ever did, and
+            its prediction drifts with that age. ``"history"``: the end of the history
+            it can see, ``min(seed time, cutoff)`` (the graph's cutoff for test seeds,
+            the val cutoff for validation seeds under ``val_history="cutoff"``): every
+            evaluation seed is predicted as a one-window forecast from the newest rows
+            it has, the situation training seeds are in. Labels keep their own time and
+            the sampled rows are the same (none lie between the cutoff and the seed),
+            so nothing new is seen. Training seeds are unchanged; not with
+            ``train_history="stale"``, which trains for aged rows instead.
         backbone_kwargs: architecture for ``mode="scratch"`` without a backbone
             (see :class:`~rdlviz.nn.Backbone`; default 128 channels,
             ``len(num_neighbors)`` layers).
@@ -214,6 +227,12 @@ def finetune(
         raise ConfigError(f"val_history must be one of {VAL_HISTORIES}, got {val_history!r}")
     if train_history not in TRAIN_HISTORIES:
         raise ConfigError(f"train_history must be one of {TRAIN_HISTORIES}, got {train_history!r}")
+    if reference_time not in REFERENCE_TIMES:
+        raise ConfigError(f"reference_time must be one of {REFERENCE_TIMES}, got {reference_time!r}")
+    if reference_time == "history" and train_history == "stale":
+        raise ConfigError("reference_time='history' and train_history='stale' pull opposite ways "
+                          "(one removes the age of stale rows at evaluation, the other trains on it); "
+                          "choose one")
     dataset = load(dataset)
     if isinstance(task, str):
         if task not in dataset.get_task_names():
@@ -223,6 +242,9 @@ def finetune(
     if kind == "link" and train_history != "seed":
         raise ConfigError(f"train_history={train_history!r} is for entity tasks; link task "
                           f"'{task.name}' has one evaluation window, so use train_history='seed'")
+    if kind == "link" and reference_time != "seed":
+        raise ConfigError(f"reference_time={reference_time!r} is for entity tasks; link task "
+                          f"'{task.name}' has one evaluation window, so use reference_time='seed'")
     if graph is None:
         graph = getattr(backbone, "graph", None)
     if graph is None:
@@ -265,15 +287,23 @@ def finetune(
     higher = kind != "regression"
 
     data = {s: graph.data for s in ("train", "val", "test")}
+    # The last moment each evaluation split's history covers (None: up to the seed's time).
+    history_end: Dict[str, Optional[int]] = {"val": None, "test": None}
+    if getattr(graph, "cutoff", None) is not None:
+        history_end["test"] = int(to_unix_seconds(pd.Series([pd.Timestamp(graph.cutoff)]))[0])
     if val_history == "cutoff":
         cut = int(to_unix_seconds(pd.Series([pd.Timestamp(dataset.val_timestamp)]))[0])
         data["val"] = freeze_history(graph.data, cut, keep=[task.entity_table])
+        history_end["val"] = cut
 
     horizon = int(pd.Timedelta(task.timedelta).total_seconds()) * int(getattr(task, "num_eval_timestamps", 1))
 
     def loader(split: str, shuffle: bool, epoch: int = 0) -> NeighborLoader:
         nodes, times, _, _ = splits[split]
         sample_times, transform = times, (lambda b: b.to(device))
+        if reference_time == "history" and history_end.get(split) is not None:
+            # Encoded at the end of its history: a one-window forecast, as in training.
+            sample_times = torch.clamp(times, max=history_end[split])
         if split == "train" and train_history == "stale":
             sample_times = stale_seed_times(times, horizon, seed=seed * 1000 + epoch)
 
@@ -396,8 +426,8 @@ def finetune(
     cfg = dict(mode=mode, epochs=epochs, batch_size=batch_size, num_neighbors=list(num_neighbors),
                temporal_strategy=temporal_strategy, lr=lr, backbone_lr=backbone_lr,
                probe_epochs=probe_epochs, head_layers=head_layers, patience=patience,
-               max_steps_per_epoch=max_steps_per_epoch, val_history=val_history, train_history=train_history, seed=seed,
-               backbone=net.config())
+               max_steps_per_epoch=max_steps_per_epoch, val_history=val_history, train_history=train_history,
+               reference_time=reference_time, seed=seed, backbone=net.config())
     return FinetuneResult(
         task=task.name, mode=mode, metric=metric, higher_is_better=higher,
         history=pd.DataFrame(history), val=val, test=test, predictions=preds,
