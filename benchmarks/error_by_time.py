@@ -62,6 +62,8 @@ def main() -> None:
                    help="feature columns to leave out (patterns work: '*.yearID')")
     p.add_argument("--train-history", default="seed", choices=["seed", "stale"])
     p.add_argument("--val-history", default="seed", choices=["seed", "cutoff"])
+    p.add_argument("--reference-time", default="seed", choices=["seed", "history"],
+                   help="finetune(reference_time=...): encode test seeds at their own time or at the cutoff")
     p.add_argument("--out", help="results name (default error_by_time-<database>-<task>)")
     _common.add_run_args(p)
     args = _common.parse_run_args(p)
@@ -70,14 +72,15 @@ def main() -> None:
     graph = protocol.build_graph(db, args.text, not args.no_time_features, args.drop)
     res = rdlviz.finetune(db, task, mode="scratch", graph=graph, epochs=args.epochs, patience=args.patience,
                           seed=args.seed, progress=not args.quiet, train_history=args.train_history,
-                          val_history=args.val_history)
+                          val_history=args.val_history, reference_time=args.reference_time)
     kind = "regression" if res.metric == "mae" else "binary"
     train_mean = float(task.get_table("train").df[task.target_col].mean())
     rows = [r for s in ("val", "test") for r in per_time(task, s, np.asarray(res.predictions[s]).reshape(-1),
                                                           kind, train_mean)]
     payload = {"machine": _common.machine(), "command": "python " + " ".join(sys.argv),
                "database": args.database, "task": args.task, "time_features": not args.no_time_features,
-               "drop": args.drop, "train_history": args.train_history, "val_history": args.val_history, "seed": args.seed, "metric": res.metric,
+               "drop": args.drop, "train_history": args.train_history, "val_history": args.val_history,
+               "reference_time": args.reference_time, "seed": args.seed, "metric": res.metric,
                "val": res.val[res.metric], "test": res.test_score, "train_mean": train_mean, "per_time": rows}
     m = payload["machine"]
     cols = ["mae", "train_mean_mae"] if kind == "regression" else ["roc_auc"]
@@ -85,7 +88,8 @@ def main() -> None:
           f"Command: `{payload['command']}`. Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, "
           f"{m['date']}. Budget: {args.epochs} epochs, patience {args.patience}. Calendar-time features: "
           f"{'no' if args.no_time_features else 'yes'}; left out: {', '.join(args.drop) or 'nothing'}. "
-          f"History: train {args.train_history}, val {args.val_history}. "
+          f"History: train {args.train_history}, val {args.val_history}; evaluation seeds encoded at "
+          f"{'their own time' if args.reference_time == 'seed' else 'the end of their history'}. "
           f"Overall {res.metric}: "
           f"val {res.val[res.metric]:.4f}, test {res.test_score:.4f}.", "",
           "| split | seed time | rows | mean target | mean prediction | " + " | ".join(cols) + " |",
