@@ -33,14 +33,39 @@ import protocol  # noqa: E402
 import rdlviz  # noqa: E402
 
 
-def per_time(task, split: str, pred: np.ndarray, kind: str, train_mean: float) -> list:
-    """One row per seed time: rows, mean target, mean prediction, metric, constant's metric."""
+def first_row_time(graph, entity: str) -> np.ndarray:
+    """Per entity row, the time of its earliest linked timed row in the graph (``inf``
+    when it has none): an entity whose first row is later than a seed's history has no
+    history at all for that seed, whatever the model."""
+    import torch
+
+    data = graph.data
+    first = torch.full((data[entity].num_nodes,), float("inf"), dtype=torch.float64)
+    for src, rel, dst in data.edge_types:
+        if src == entity and "time" in data[dst]:
+            e = data[src, rel, dst].edge_index
+            first.scatter_reduce_(0, e[0], data[dst].time[e[1]].double(), reduce="amin")
+    return first.numpy()
+
+
+def per_time(task, split: str, pred: np.ndarray, kind: str, train_mean: float,
+             first: np.ndarray, history_end: float) -> list:
+    """One row per seed time: rows, the share of seeds with any history, mean target, mean
+    prediction, metric, constant's metric. Test seeds see the graph up to ``history_end``
+    (the test cutoff), validation seeds up to their own time."""
+    from rdlviz.graph.time import to_unix_seconds
+
     df = task.get_table(split, mask_input_cols=False).df
     y = df[task.target_col].to_numpy(dtype=float)
+    seen_until = to_unix_seconds(df[task.time_col]).astype(float)
+    if split == "test":
+        seen_until = np.minimum(seen_until, history_end)
+    has_history = first[df[task.entity_col].to_numpy()] <= seen_until
     rows = []
     for t, idx in df.groupby(task.time_col).indices.items():
         yt, pt = y[idx], pred[idx]
         row = {"split": split, "time": str(t.date()), "rows": int(len(idx)),
+               "with_history": float(has_history[idx].mean()),
                "mean_target": float(yt.mean()), "mean_prediction": float(pt.mean())}
         if kind == "regression":
             row["mae"] = float(mean_absolute_error(yt, pt))
@@ -75,8 +100,9 @@ def main() -> None:
                           val_history=args.val_history, reference_time=args.reference_time)
     kind = "regression" if res.metric == "mae" else "binary"
     train_mean = float(task.get_table("train").df[task.target_col].mean())
+    first = first_row_time(graph, task.entity_table)
     rows = [r for s in ("val", "test") for r in per_time(task, s, np.asarray(res.predictions[s]).reshape(-1),
-                                                          kind, train_mean)]
+                                                          kind, train_mean, first, float(graph.test_time))]
     payload = {"machine": _common.machine(), "command": "python " + " ".join(sys.argv),
                "database": args.database, "task": args.task, "time_features": not args.no_time_features,
                "drop": args.drop, "train_history": args.train_history, "val_history": args.val_history,
@@ -92,10 +118,13 @@ def main() -> None:
           f"{'their own time' if args.reference_time == 'seed' else 'the end of their history'}. "
           f"Overall {res.metric}: "
           f"val {res.val[res.metric]:.4f}, test {res.test_score:.4f}.", "",
-          "| split | seed time | rows | mean target | mean prediction | " + " | ".join(cols) + " |",
-          "|---|---|---|---|---|" + "---|" * len(cols)]
+          "*with history*: the share of seeds whose entity has a linked timed row they can see "
+          "(test seeds see the graph up to the test cutoff).", "",
+          "| split | seed time | rows | with history | mean target | mean prediction | " + " | ".join(cols) + " |",
+          "|---|---|---|---|---|---|" + "---|" * len(cols)]
     for r in rows:
-        md.append(f"| {r['split']} | {r['time']} | {r['rows']} | {r['mean_target']:.3f} | {r['mean_prediction']:.3f} | "
+        md.append(f"| {r['split']} | {r['time']} | {r['rows']} | {r['with_history']:.2f} | {r['mean_target']:.3f} | "
+                  f"{r['mean_prediction']:.3f} | "
                   + " | ".join(f"{r[c]:.3f}" for c in cols) + " |")
     md.append("")
     _common.write(args.out or f"error_by_time-{args.database}-{args.task}", payload, "\n".join(md) + "\n")
