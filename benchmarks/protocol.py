@@ -254,18 +254,36 @@ def attach_baseline(out: dict, path: str) -> dict:
     return out
 
 
+def _join_tasks(records: list) -> list:
+    """One record per seed: records of one seed that ran different tasks (``--tasks`` in
+    separate processes) from the same pretrained backbone are joined; a seed that ran a
+    task twice, or was pretrained differently, is refused."""
+    by_seed: Dict[int, dict] = {}
+    for r in records:
+        if r["seed"] not in by_seed:
+            by_seed[r["seed"]] = dict(r, runs=list(r["runs"]))
+            continue
+        have = by_seed[r["seed"]]
+        twice = sorted({x["task"] for x in have["runs"]} & {x["task"] for x in r["runs"]})
+        if twice:
+            raise ValueError(f"merge got seed(s) [{r['seed']}] twice (task(s) {twice})")
+        if json.dumps(have["pretrain"], sort_keys=True) != json.dumps(r["pretrain"], sort_keys=True):
+            raise ValueError(f"merge got seed {r['seed']} from two different pretraining runs; join only runs "
+                             "that loaded the same backbone (--pretrained-dir)")
+        have["runs"] += r["runs"]
+    return list(by_seed.values())
+
+
 def merge(files: Sequence[str], db_name: str, out_name: str, notes: str = "", baseline: str = None) -> dict:
-    """Combine runs over disjoint seeds into one results file.
+    """Combine runs over disjoint seeds, or disjoint tasks of one seed, into one results file.
 
     Accepts the files written with ``--partial-dir`` and results files (one seed or
-    several) alike; the seeds must not repeat and the configs must match. The merged
-    machine's date spans the parts' dates, earliest to latest.
+    several) alike; a seed may repeat only with other tasks and the same pretraining
+    record, and the configs must match. The merged machine's date spans the parts' dates,
+    earliest to latest.
     """
     parts = [json.load(open(f)) for f in files]
-    records = [r for p in parts for r in ([p["record"]] if "record" in p else records_from_results(p))]
-    seeds = [r["seed"] for r in records]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"merge got seed(s) {sorted({s for s in seeds if seeds.count(s) > 1})} twice")
+    records = _join_tasks([r for p in parts for r in ([p["record"]] if "record" in p else records_from_results(p))])
     configs = {json.dumps(p["config"], sort_keys=True) for p in parts}
     if len(configs) > 1:
         raise ValueError(f"merge got runs with different configs, which are not comparable: {sorted(configs)}")
@@ -326,9 +344,12 @@ def _baseline_lines(out: dict, ran: Sequence[str]) -> list:
                 cells.append(f"{here['mean']:.4f} (same on every seed)")
                 continue
             hib = t["higher_is_better"]
+            # A lever that changes only test (reference_time) leaves validation as it was.
+            val = ("same" if here["val_per_seed"] == there["val_per_seed"]
+                   else _paired(here["val_per_seed"], there["val_per_seed"], hib))
             cells.append(f"{here['mean']:.4f} ({np.mean(there['per_seed']):.4f}), "
                          f"{_paired(here['per_seed'], there['per_seed'], hib)}"
-                         + (f" / {_paired(here['val_per_seed'], there['val_per_seed'], hib)}" if same_val else ""))
+                         + (f" / {val}" if same_val else ""))
         lines.append(f"| {task} | {t['metric']} {'↑' if t['higher_is_better'] else '↓'} | " + " | ".join(cells) + " |")
     if "finetune" in ran and "scratch" not in ran and all("scratch" in b["tasks"][t] for t in out["tasks"]):
         lines += ["", f"Fine-tuned (P&F) here against scratch (B) in `{b['file']}`, seeds where P&F is better "

@@ -66,6 +66,35 @@ def test_merge_refuses_repeated_seeds_and_mixed_configs(results_dir):
         protocol.merge([a, str(results_dir / "c.json")], "db", "merged")
 
 
+def _part(path, seeds, task, pretrain_seconds=None):
+    records = []
+    for seed in seeds:
+        r = _record(seed)
+        r["runs"] = [x for x in r["runs"] if x["task"] == task]
+        if pretrain_seconds is not None:
+            r["pretrain"]["seconds"] = pretrain_seconds
+        records.append(r)
+    path.write_text(json.dumps(protocol.summarize("db", records, CONFIG, MACHINE)))
+    return str(path)
+
+
+def test_runs_of_other_tasks_on_the_same_seeds_join(results_dir):
+    whole = protocol.summarize("db", [_record(s) for s in (0, 1)], CONFIG, MACHINE)
+    cls = _part(results_dir / "cls.json", [0, 1], "t-cls")
+    reg = _part(results_dir / "reg.json", [0, 1], "t-reg")
+    merged = protocol.merge([cls, reg], "db", "merged")
+    assert merged["seeds"] == [0, 1] and list(merged["tasks"]) == ["t-cls", "t-reg"]
+    for task, t in whole["tasks"].items():
+        for v, s in t["variants"].items():
+            assert merged["tasks"][task]["variants"][v]["per_seed"] == s["per_seed"]
+    # the same task twice, or another backbone under the same seed, is refused
+    with pytest.raises(ValueError, match=r"seed\(s\) \[0\] twice \(task\(s\) \['t-cls'\]\)"):
+        protocol.merge([cls, cls], "db", "merged")
+    other = _part(results_dir / "other.json", [0, 1], "t-reg", pretrain_seconds=1.0)
+    with pytest.raises(ValueError, match="two different pretraining runs"):
+        protocol.merge([cls, other], "db", "merged")
+
+
 def test_merged_header_spans_the_dates_of_its_runs(results_dir):
     a = _write(results_dir / "a.json", [0, 1])
     b = _write(results_dir / "b.json", [2], machine=dict(MACHINE, date="2026-01-03"))
@@ -91,6 +120,8 @@ def test_a_baseline_pairs_every_seed_and_refuses_missing_seeds(results_dir):
     assert "(same on every seed)" in md  # the untouched variants reproduce
     rows = {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| t-")}
     assert "2/2 /" in rows["t-cls"].split(" | ")[4] and "0/2 /" in rows["t-reg"].split(" | ")[4]
+    # only test changed: validation is reported as the same, not as "better on 0/2"
+    assert rows["t-cls"].split(" | ")[4].endswith("2/2 / same")
     with pytest.raises(ValueError, match=r"no seed\(s\) \[3\]"):
         protocol.merge([_write(results_dir / "s3.json", [3])], "db", "x", baseline=base)
 
