@@ -22,6 +22,7 @@ import os
 import sys
 
 import numpy as np
+import torch
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -31,14 +32,13 @@ import _common  # noqa: E402
 import protocol  # noqa: E402
 
 import rdlviz  # noqa: E402
+from rdlviz.graph.time import to_unix_seconds  # noqa: E402
 
 
 def first_row_time(graph, entity: str) -> np.ndarray:
     """Per entity row, the time of its earliest linked timed row in the graph (``inf``
     when it has none): an entity whose first row is later than a seed's history has no
     history at all for that seed, whatever the model."""
-    import torch
-
     data = graph.data
     first = torch.full((data[entity].num_nodes,), float("inf"), dtype=torch.float64)
     for src, rel, dst in data.edge_types:
@@ -52,9 +52,7 @@ def per_time(task, split: str, pred: np.ndarray, kind: str, train_mean: float,
              first: np.ndarray, history_end: float) -> list:
     """One row per seed time: rows, the share of seeds with any history, mean target, mean
     prediction, metric, constant's metric. Test seeds see the graph up to ``history_end``
-    (the test cutoff), validation seeds up to their own time."""
-    from rdlviz.graph.time import to_unix_seconds
-
+    (the graph's cutoff), validation seeds up to their own time."""
     df = task.get_table(split, mask_input_cols=False).df
     y = df[task.target_col].to_numpy(dtype=float)
     seen_until = to_unix_seconds(df[task.time_col]).astype(float)
@@ -102,7 +100,8 @@ def main() -> None:
     train_mean = float(task.get_table("train").df[task.target_col].mean())
     first = first_row_time(graph, task.entity_table)
     rows = [r for s in ("val", "test") for r in per_time(task, s, np.asarray(res.predictions[s]).reshape(-1),
-                                                          kind, train_mean, first, float(graph.test_time))]
+                                                          kind, train_mean, first,
+                                                          float(to_unix_seconds(graph.cutoff)))]
     payload = {"machine": _common.machine(), "command": "python " + " ".join(sys.argv),
                "database": args.database, "task": args.task, "time_features": not args.no_time_features,
                "drop": args.drop, "train_history": args.train_history, "val_history": args.val_history,

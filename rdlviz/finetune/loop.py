@@ -290,9 +290,9 @@ def finetune(
     # The last moment each evaluation split's history covers (None: up to the seed's time).
     history_end: Dict[str, Optional[int]] = {"val": None, "test": None}
     if getattr(graph, "cutoff", None) is not None:
-        history_end["test"] = int(to_unix_seconds(pd.Series([pd.Timestamp(graph.cutoff)]))[0])
+        history_end["test"] = to_unix_seconds(graph.cutoff)
     if val_history == "cutoff":
-        cut = int(to_unix_seconds(pd.Series([pd.Timestamp(dataset.val_timestamp)]))[0])
+        cut = to_unix_seconds(dataset.val_timestamp)
         data["val"] = freeze_history(graph.data, cut, keep=[task.entity_table])
         history_end["val"] = cut
 
