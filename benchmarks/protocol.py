@@ -13,7 +13,7 @@ comparisons). Writes ``benchmarks/results/<db>.json`` in the documented shape an
 markdown table with mean ± std per task and variant plus wall time per phase, and the
 representation health (effective rank, uniformity) of pretrained vs random embeddings.
 
-A fine-tuning lever (``--backbone-lr``, ``--probe-epochs``) changes only the ``finetune``
+A fine-tuning lever (``--backbone-lr``, ``--probe-epochs``, ``--wise-alpha``) changes only the ``finetune``
 variant: ``--variants finetune`` runs that one alone, and ``--pretrained-dir`` keeps each
 seed's pretrained backbone, so a second lever on the same seeds loads it instead of
 pretraining again. Pretraining is deterministic given the seed, so a loaded backbone is the
@@ -104,6 +104,7 @@ def run_seed(db, graph, tasks: Sequence[str], seed: int, pre: dict, ft: dict, de
             if variant != "finetune":
                 kw.pop("backbone_lr", None)
                 kw.pop("probe_epochs", None)
+                kw.pop("wise_alpha", None)
             res = rdlviz.finetune(db, task, backbone=backbone, mode=mode, graph=graph, seed=seed,
                                   progress=False, device=device, **kw)
             rec["runs"].append({"task": task, "variant": variant, "metric": res.metric,
@@ -454,6 +455,9 @@ def parser(db_name: str, default_tasks: Sequence[str], doc: str):
                         "the link objective (pretrain(link_holdout=...); default 0, as in the paper)")
     p.add_argument("--backbone-lr", type=float, default=1e-3)
     p.add_argument("--probe-epochs", type=int, default=3, help="LP-FT head-only epochs before fine-tuning")
+    p.add_argument("--wise-alpha", type=float, default=None,
+                   help="WiSE-FT: the fine-tuned variant returns (1 - a) * linear probe + a * fine-tuned "
+                        "weights (finetune(wise_alpha=...); default: the fine-tuned weights)")
     p.add_argument("--text", default="hash")
     p.add_argument("--val-history", default="seed", choices=["seed", "cutoff"],
                    help="what validation seeds see: rows up to their own time (RelBench) or up to the val "
@@ -508,6 +512,8 @@ def configs(p, a):
         ft["train_history"] = a.train_history
     if a.reference_time != "seed":
         ft["reference_time"] = a.reference_time
+    if a.wise_alpha is not None:
+        ft["wise_alpha"] = a.wise_alpha
     return {**pre, "patience": a.pretrain_patience}, {**ft, "patience": a.patience}
 
 

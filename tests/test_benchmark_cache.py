@@ -56,3 +56,10 @@ def test_a_restricted_run_tabulates_only_its_variants():
     md = protocol.markdown(out)
     assert "| task | metric | fine-tuned (P&F) |" in md and "scratch (B)" not in md
     assert "Paired wins" not in md  # nothing to pair with
+
+
+def test_a_fine_tuning_lever_reaches_only_the_fine_tuned_variant(shop, graph, tmp_path):
+    # scratch and the probes would refuse wise_alpha (ConfigError), so it must not reach them
+    cache = protocol.cache_folder(str(tmp_path), "shop", 0, PRE, "drop")
+    rec = protocol.run_seed(shop, graph, ["customer-order"], 0, PRE, {**FT, "wise_alpha": 0.5}, cache=cache)
+    assert [r["variant"] for r in rec["runs"]] == list(protocol.VARIANTS)

@@ -20,12 +20,17 @@ def _configs(argv):
 def test_defaults_record_no_pretraining_lever():
     pre, ft = _configs([])
     assert set(pre) == {"steps", "channels", "num_neighbors", "patience"}
-    assert "train_history" not in ft and "val_history" not in ft and "reference_time" not in ft
+    assert not {"train_history", "val_history", "reference_time", "wise_alpha"} & set(ft)
 
 
 def test_reference_time_becomes_a_finetune_kwarg():
     _, ft = _configs(["--reference-time", "history"])
     assert ft["reference_time"] == "history"
+
+
+def test_wise_alpha_becomes_a_finetune_kwarg():
+    _, ft = _configs(["--wise-alpha", "0.5"])
+    assert ft["wise_alpha"] == 0.5
 
 
 def test_pretraining_levers_become_pretrain_kwargs():

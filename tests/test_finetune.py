@@ -187,3 +187,29 @@ def test_a_prediction_does_not_depend_on_its_batch(shop, graph):
     np.testing.assert_allclose(predict(7), predict(len(test)), rtol=0, atol=1e-5)
     probability = torch.sigmoid(torch.from_numpy(predict(7))).numpy()
     np.testing.assert_allclose(probability, res.predictions["test"], rtol=0, atol=1e-5)
+
+
+def test_wise_ft_interpolates_from_the_probe_to_the_fine_tuned_model(shop, graph, run):
+    kw = dict(backbone=run, mode="full", graph=graph, probe_epochs=1, backbone_lr=1e-3, seed=3, **FT)
+    ft = rdlviz.finetune(shop, "customer-order", **kw)
+    ends = {a: rdlviz.finetune(shop, "customer-order", wise_alpha=a, **kw) for a in (0.0, 0.5, 1.0)}
+    pretrained, tuned = run.backbone.state_dict(), ft.model.backbone.state_dict()
+    floats = [k for k, v in pretrained.items() if v.is_floating_point()]
+    assert any(not torch.equal(pretrained[k], tuned[k]) for k in floats)  # the two ends differ
+    for k in floats:
+        # alpha = 0 is the pretrained backbone; 0.5 lies halfway to the fine-tuned one
+        assert torch.equal(ends[0.0].model.backbone.state_dict()[k], pretrained[k]), k
+        torch.testing.assert_close(ends[0.5].model.backbone.state_dict()[k], (pretrained[k] + tuned[k]) / 2)
+    # alpha = 1 is the fine-tuned model, and its metrics are those of the returned model
+    np.testing.assert_array_equal(ends[1.0].predictions["test"], ft.predictions["test"])
+    assert ends[1.0].val == ft.val and ends[1.0].test == ft.test
+    assert ends[0.5].val != ft.val and ends[0.5].config["wise_alpha"] == 0.5
+
+
+def test_wise_ft_is_checked(shop, graph, run):
+    for bad, match in [(dict(wise_alpha=1.5, probe_epochs=1), r"\[0, 1\]"),
+                       (dict(wise_alpha=0.5, probe_epochs=0), "probe_epochs >= 1"),
+                       (dict(wise_alpha=0.5, probe_epochs=1, mode="probe"), "mode='full'")]:
+        kw = dict(mode="full") | bad
+        with pytest.raises(ConfigError, match=match):
+            rdlviz.finetune(shop, "customer-order", backbone=run, graph=graph, **kw)

@@ -6,7 +6,10 @@
 * ``mode="full"`` (**P&F**): pretrained backbone and head both train; the backbone may
   get a smaller learning rate (``backbone_lr``), and ``probe_epochs > 0`` first fits the
   head on the frozen backbone (LP-FT, Kumar et al., ICLR 2022) so the random head does
-  not distort the pretrained features.
+  not distort the pretrained features. ``wise_alpha`` then returns a weight-space
+  ensemble of the two ends, ``(1 - α)·θ_LP + α·θ_FT`` (WiSE-FT, Wortsman et al.,
+  CVPR 2022): the fine-tuned fit, with part of the pretrained features' robustness to a
+  shifted test period.
 
 Seeds are the task table's ``(entity, time)`` rows; each is embedded from its temporal
 subgraph sampled with :class:`rdlviz.sampling.NeighborLoader` (default fan-out
@@ -131,6 +134,13 @@ def _to_pred(kind: str, out: torch.Tensor) -> np.ndarray:
     return torch.softmax(out, -1).numpy()
 
 
+def _interpolate(start: Dict[str, torch.Tensor], end: Dict[str, torch.Tensor],
+                 alpha: float) -> Dict[str, torch.Tensor]:
+    """``(1 - alpha) * start + alpha * end`` for every floating-point entry of two state
+    dicts of one model; counters and other integer buffers are taken from ``end``."""
+    return {k: torch.lerp(start[k], v, alpha) if v.is_floating_point() else v for k, v in end.items()}
+
+
 def finetune(
     dataset,
     task,
@@ -151,6 +161,7 @@ def finetune(
     val_history: str = "seed",
     train_history: str = "seed",
     reference_time: str = "seed",
+    wise_alpha: Optional[float] = None,
     backbone_kwargs: Optional[Dict[str, Any]] = None,
     seed: int = 0,
     progress: bool = True,
@@ -197,6 +208,15 @@ def finetune(
             the sampled rows are the same (none lie between the cutoff and the seed),
             so nothing new is seen. Training seeds are unchanged; not with
             ``train_history="stale"``, which trains for aged rows instead.
+        wise_alpha: WiSE-FT (Wortsman et al., "Robust fine-tuning of zero-shot models",
+            CVPR 2022), for ``mode="full"`` with ``probe_epochs >= 1``. The returned
+            model's weights are ``θ(α) = (1 - α)·θ_LP + α·θ_FT``, where ``θ_LP`` is the
+            pretrained backbone with the head after the head-only epochs and ``θ_FT`` the
+            selected fine-tuned model. Fine-tuning starts from ``θ_LP``, so the two ends
+            share a starting point, which is why the paper finds the straight line between
+            them free of loss barriers. ``None`` (default) returns ``θ_FT``, as ``1.0``
+            does. The result's validation and test metrics are the interpolated model's;
+            the epoch is still selected on the fine-tuned one.
         backbone_kwargs: architecture for ``mode="scratch"`` without a backbone
             (see :class:`~rdlviz.nn.Backbone`; default 128 channels,
             ``len(num_neighbors)`` layers).
@@ -227,6 +247,15 @@ def finetune(
         raise ConfigError(f"val_history must be one of {VAL_HISTORIES}, got {val_history!r}")
     if train_history not in TRAIN_HISTORIES:
         raise ConfigError(f"train_history must be one of {TRAIN_HISTORIES}, got {train_history!r}")
+    if wise_alpha is not None:
+        if not 0.0 <= wise_alpha <= 1.0:
+            raise ConfigError(f"wise_alpha must lie in [0, 1] (0: the linear probe, 1: the fine-tuned "
+                              f"model), got {wise_alpha}")
+        if mode != "full" or probe_epochs < 1:
+            raise ConfigError(f"wise_alpha interpolates from the linear probe to the fine-tuned model, so it "
+                              f"needs mode='full' and probe_epochs >= 1 (got mode={mode!r}, "
+                              f"probe_epochs={probe_epochs}); without head-only epochs one end would "
+                              f"have a random head")
     if reference_time not in REFERENCE_TIMES:
         raise ConfigError(f"reference_time must be one of {REFERENCE_TIMES}, got {reference_time!r}")
     if reference_time == "history" and train_history == "stale":
@@ -379,6 +408,8 @@ def finetune(
                 break
         for p in net.parameters():
             p.requires_grad_(True)
+    # WiSE-FT's first end: the pretrained backbone with the head fitted on its features.
+    lp_state = copy.deepcopy(model.state_dict()) if wise_alpha is not None else None
 
     if mode != "probe":
         groups = [{"params": head.parameters(), "lr": lr},
@@ -407,6 +438,8 @@ def finetune(
             if select(epoch, total / max(count, 1)):
                 break
 
+    if lp_state is not None:
+        best_state = _interpolate(lp_state, best_state, wise_alpha)
     model.load_state_dict(best_state)
     t0 = time.perf_counter()
     if mode == "probe":
@@ -427,7 +460,7 @@ def finetune(
                temporal_strategy=temporal_strategy, lr=lr, backbone_lr=backbone_lr,
                probe_epochs=probe_epochs, head_layers=head_layers, patience=patience,
                max_steps_per_epoch=max_steps_per_epoch, val_history=val_history, train_history=train_history,
-               reference_time=reference_time, seed=seed, backbone=net.config())
+               reference_time=reference_time, wise_alpha=wise_alpha, seed=seed, backbone=net.config())
     return FinetuneResult(
         task=task.name, mode=mode, metric=metric, higher_is_better=higher,
         history=pd.DataFrame(history), val=val, test=test, predictions=preds,
