@@ -255,6 +255,12 @@ def attach_baseline(out: dict, path: str) -> dict:
     return out
 
 
+def _pretraining(record: dict) -> str:
+    """A seed's pretraining record, less where it was loaded from: a run that loaded a
+    cached backbone (``--pretrained-dir``) reads the record the pretraining run saved."""
+    return json.dumps({k: v for k, v in record["pretrain"].items() if k != "loaded_from"}, sort_keys=True)
+
+
 def _join_tasks(records: list) -> list:
     """One record per seed: records of one seed that ran different tasks (``--tasks`` in
     separate processes) from the same pretrained backbone are joined; a seed that ran a
@@ -268,7 +274,7 @@ def _join_tasks(records: list) -> list:
         twice = sorted({x["task"] for x in have["runs"]} & {x["task"] for x in r["runs"]})
         if twice:
             raise ValueError(f"merge got seed(s) [{r['seed']}] twice (task(s) {twice})")
-        if json.dumps(have["pretrain"], sort_keys=True) != json.dumps(r["pretrain"], sort_keys=True):
+        if _pretraining(have) != _pretraining(r):
             raise ValueError(f"merge got seed {r['seed']} from two different pretraining runs; join only runs "
                              "that loaded the same backbone (--pretrained-dir)")
         have["runs"] += r["runs"]

@@ -66,13 +66,15 @@ def test_merge_refuses_repeated_seeds_and_mixed_configs(results_dir):
         protocol.merge([a, str(results_dir / "c.json")], "db", "merged")
 
 
-def _part(path, seeds, task, pretrain_seconds=None):
+def _part(path, seeds, task, pretrain_seconds=None, loaded_from=None):
     records = []
     for seed in seeds:
         r = _record(seed)
         r["runs"] = [x for x in r["runs"] if x["task"] == task]
         if pretrain_seconds is not None:
             r["pretrain"]["seconds"] = pretrain_seconds
+        if loaded_from is not None:
+            r["pretrain"]["loaded_from"] = loaded_from
         records.append(r)
     path.write_text(json.dumps(protocol.summarize("db", records, CONFIG, MACHINE)))
     return str(path)
@@ -90,6 +92,9 @@ def test_runs_of_other_tasks_on_the_same_seeds_join(results_dir):
     # the same task twice, or another backbone under the same seed, is refused
     with pytest.raises(ValueError, match=r"seed\(s\) \[0\] twice \(task\(s\) \['t-cls'\]\)"):
         protocol.merge([cls, cls], "db", "merged")
+    # a run that loaded the same backbone from the cache joins the run that pretrained it
+    cached = _part(results_dir / "cached.json", [0, 1], "t-reg", loaded_from="/cache")
+    assert protocol.merge([cls, cached], "db", "merged")["seeds"] == [0, 1]
     other = _part(results_dir / "other.json", [0, 1], "t-reg", pretrain_seconds=1.0)
     with pytest.raises(ValueError, match="two different pretraining runs"):
         protocol.merge([cls, other], "db", "merged")
