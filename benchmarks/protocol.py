@@ -29,7 +29,7 @@ import json
 import os
 import sys
 import time
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
@@ -251,8 +251,20 @@ def attach_baseline(out: dict, path: str) -> dict:
         tasks[task] = {v: {"per_seed": [r["per_seed"][i] for i in idx],
                            "val_per_seed": [r["val_per_seed"][i] for i in idx]}
                        for v, r in base["tasks"][task]["variants"].items()}
-    out["baseline"] = {"file": os.path.basename(path), "config": base["config"], "tasks": tasks}
+    out["baseline"] = {"file": os.path.basename(path), "config": base["config"], "tasks": tasks,
+                       "machine": base.get("machine", {}),
+                       "other_backbone": _other_backbones(out, base)}
     return out
+
+
+def _other_backbones(out: dict, base: dict) -> List[int]:
+    """The seeds whose pretraining ended with other validation losses than in ``base``:
+    another backbone, so the probe and fine-tuned variants are paired by seed only. The
+    same seed and config give the same backbone on one machine, not across CPUs."""
+    def losses(results):
+        return {p["seed"]: p.get("val") for p in results.get("pretrain", [])}
+    here, there = losses(out), losses(base)
+    return [s for s in out["seeds"] if s in here and s in there and here[s] != there[s]]
 
 
 def _pretraining(record: dict) -> str:
@@ -340,6 +352,16 @@ def _baseline_lines(out: dict, ran: Sequence[str]) -> list:
              + ("on test / on validation:" if same_val else
                 "on test (validation is not paired: the two runs' validation seeds see different history):"), "",
              "| task | metric | " + " | ".join(NAMES[v] for v in ran) + " |", "|---|---|" + "---|" * len(ran)]
+    caveats = []
+    there = b.get("machine", {})
+    if there and any(there.get(k) != out["machine"].get(k) for k in ("cpu", "torch")):
+        caveats.append(f"The baseline ran on another machine ({there.get('cpu')}, torch {there.get('torch')}).")
+    if b.get("other_backbone"):
+        caveats.append(f"Seed(s) {b['other_backbone']} were pretrained to other validation losses there, so "
+                       "their pretrained backbones differ and the probe and fine-tuned variants are paired "
+                       "by seed only, not by backbone.")
+    if caveats:
+        lines[1:1] = ["", " ".join(caveats)]
     for task, t in out["tasks"].items():
         cells = []
         for v in ran:

@@ -131,6 +131,25 @@ def test_a_baseline_pairs_every_seed_and_refuses_missing_seeds(results_dir):
         protocol.merge([_write(results_dir / "s3.json", [3])], "db", "x", baseline=base)
 
 
+def test_a_baseline_from_another_machine_or_backbone_is_flagged(results_dir):
+    base = _write(results_dir / "base.json", [0, 1])
+    records = [_record(s) for s in (0, 1)]
+    same = protocol.summarize("db", records, CONFIG, MACHINE)
+    (results_dir / "same.json").write_text(json.dumps(same))
+    out = protocol.merge([str(results_dir / "same.json")], "db", "m1", baseline=base)
+    assert out["baseline"]["other_backbone"] == []
+    assert "another machine" not in (results_dir / "m1.md").read_text()
+    # seed 1 pretrained to another validation loss, on another CPU
+    records[1]["pretrain"]["val"] = {"total": 0.9}
+    other = protocol.summarize("db", records, CONFIG, dict(MACHINE, cpu="other cpu"))
+    (results_dir / "other.json").write_text(json.dumps(other))
+    out = protocol.merge([str(results_dir / "other.json")], "db", "m2", baseline=base)
+    assert out["baseline"]["other_backbone"] == [1]
+    md = (results_dir / "m2.md").read_text()
+    assert "The baseline ran on another machine (test, torch x)" in md
+    assert "Seed(s) [1] were pretrained to other validation losses there" in md
+
+
 def test_a_run_refuses_a_wrong_baseline_before_it_trains(results_dir):
     base = _write(results_dir / "base.json", [0, 1])
     # "db" is no loadable database: reaching rdlviz.load would fail differently
