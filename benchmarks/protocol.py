@@ -16,9 +16,10 @@ representation health (effective rank, uniformity) of pretrained vs random embed
 A fine-tuning lever (``--backbone-lr``, ``--probe-epochs``, ``--wise-alpha``) changes only the ``finetune``
 variant: ``--variants finetune`` runs that one alone, and ``--pretrained-dir`` keeps each
 seed's pretrained backbone, so a second lever on the same seeds loads it instead of
-pretraining again. Pretraining is deterministic given the seed, so a loaded backbone is the
-one a fresh run would have trained (the cache key is the database, seed, pretraining config
-and graph options).
+pretraining again. Pretraining is deterministic given the seed on one machine, so a loaded
+backbone is the one a fresh run there would have trained (the cache key is the database,
+seed, pretraining config and graph options). Another CPU rounds differently and pretrains
+to other losses; a ``--baseline`` from such a run is flagged in the paired table.
 """
 
 from __future__ import annotations
