@@ -291,6 +291,7 @@ def finetune(
         return finetune_link(dataset, task, backbone, mode=mode, graph=graph, epochs=epochs,
                              batch_size=batch_size, num_neighbors=num_neighbors,
                              temporal_strategy=temporal_strategy, lr=lr, backbone_lr=backbone_lr,
+                             probe_epochs=probe_epochs, head_layers=head_layers, wise_alpha=wise_alpha,
                              patience=patience, max_steps_per_epoch=max_steps_per_epoch,
                              backbone_kwargs=backbone_kwargs, seed=seed, progress=progress, device=device)
 

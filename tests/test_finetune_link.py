@@ -1,0 +1,148 @@
+"""Fine-tuning on a link (recommendation) task: the two-tower model learns what a popularity
+ranking cannot, the probe leaves the backbone alone, LP-FT and WiSE-FT keep their meaning,
+test targets play no part before selection, and runs are reproducible.
+
+The database is a shop whose customers each like one product category and buy mostly from
+it, so which products a customer buys next is learnable from the graph (their column and
+their past orders) but not from product popularity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import rdlviz
+from rdlviz.errors import ConfigError
+
+FT = dict(epochs=2, batch_size=128, num_neighbors=(8, 4), progress=False,
+          backbone_kwargs=dict(channels=16, encoder_layers=1))
+CATEGORIES = ["books", "toys", "food"]
+
+
+def make_tables(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n_c, n_p = 60, 30
+    likes = rng.choice(CATEGORIES, n_c)
+    customers = pd.DataFrame({"customer_id": np.arange(n_c), "age": rng.integers(18, 80, n_c).astype(float),
+                              "likes": likes})
+    category = np.repeat(CATEGORIES, n_p // len(CATEGORIES))
+    products = pd.DataFrame({"product_id": np.arange(n_p), "price": rng.gamma(2.0, 20.0, n_p).round(2),
+                             "category": category})
+    start, end = pd.Timestamp("2019-01-01"), pd.Timestamp("2022-06-30")
+    days = (end - start).days
+    rows = []
+    for c in range(n_c):
+        liked = np.flatnonzero(category == likes[c])
+        for day in np.sort(rng.integers(0, days, rng.poisson(1.5 * days / 30))):
+            p = rng.choice(liked) if rng.random() < 0.9 else rng.integers(n_p)
+            rows.append((c, int(p), start + pd.Timedelta(days=int(day)), float(rng.gamma(2.0, 10.0))))
+    orders = pd.DataFrame(rows, columns=["customer_id", "product_id", "ordered_at", "amount"])
+    orders.insert(0, "order_id", np.arange(len(orders)))
+    return {"customers": customers, "products": products, "orders": orders}
+
+
+@pytest.fixture(scope="module")
+def shop_links(tmp_path_factory):
+    import relbench
+
+    from rdlviz.data.manifest import write_dataset
+    from rdlviz.data.tasks import link_task
+
+    task = link_task(
+        "customer-product", src_entity_table="customers", src_entity_col="customer_id",
+        dst_entity_table="products", dst_entity_col="product_id", timedelta="60 days", eval_k=5,
+        description="Which products will the customer order in the next 60 days?",
+        sql="""
+            SELECT t.timestamp, o.customer_id, LIST(DISTINCT o.product_id ORDER BY o.product_id) AS product_id
+            FROM timestamps t
+            JOIN orders o ON o.ordered_at > t.timestamp AND o.ordered_at <= t.timestamp + INTERVAL '{timedelta}'
+            GROUP BY t.timestamp, o.customer_id
+        """)
+    out = tmp_path_factory.mktemp("shop_links") / "shop_links"
+    write_dataset("shop_links", make_tables(), out_dir=out, tasks=[task],
+                  pkeys={"customers": "customer_id", "products": "product_id", "orders": "order_id"},
+                  fkeys={"orders": {"customer_id": "customers", "product_id": "products"}},
+                  time_cols={"orders": "ordered_at"}, val_timestamp="2021-07-01", test_timestamp="2022-01-01")
+    return relbench.load_dataset(out)
+
+
+@pytest.fixture(scope="module")
+def graph(shop_links):
+    return rdlviz.build_graph(shop_links, text="drop")
+
+
+@pytest.fixture(scope="module")
+def run(graph):
+    return rdlviz.pretrain(graph, steps=4, batch_size=16, num_neighbors=(8, 4), channels=16,
+                           encoder_layers=1, eval_every=2, eval_batches=2, progress=False)
+
+
+def test_scratch_beats_a_popularity_ranking_on_validation(shop_links, graph):
+    task = shop_links.load_task("customer-product")
+    res = rdlviz.finetune(shop_links, task, mode="scratch", graph=graph, **FT)
+    # The constant recommender: the k products bought most often in the training windows.
+    train = task.get_table("train").df
+    popular = train["product_id"].explode().value_counts().index[: task.eval_k].to_numpy(dtype=np.int64)
+    val = task.get_table("val")
+    popularity = task.evaluate(np.tile(popular, (len(val.df), 1)), val)["map"]
+    assert res.metric == "map" and res.higher_is_better
+    assert res.val["map"] > popularity + 0.05, (res.val["map"], popularity)
+    assert res.predictions["val"].shape == (len(val.df), task.eval_k)
+    assert 0.0 <= res.test["map"] <= 1.0
+    assert list(res.history.columns) == ["epoch", "train_loss", "val_map", "time"]
+
+
+def test_probe_leaves_the_backbone_untouched(shop_links, graph, run):
+    before = {k: v.clone() for k, v in run.backbone.state_dict().items()}
+    res = rdlviz.finetune(shop_links, "customer-product", backbone=run, mode="probe", graph=graph, **FT)
+    for k, v in before.items():
+        assert torch.equal(v, res.model["backbone"].state_dict()[k]), k
+        assert torch.equal(v, run.backbone.state_dict()[k]), k
+
+
+def test_lp_ft_trains_the_head_first_and_wise_ft_interpolates_from_there(shop_links, graph, run):
+    kw = dict(backbone=run, mode="full", graph=graph, probe_epochs=1, backbone_lr=1e-3, seed=4, **FT)
+    ft = rdlviz.finetune(shop_links, "customer-product", **kw)
+    assert len(ft.history) == FT["epochs"]  # the head-only epoch selects nothing
+    changed = [k for k, v in run.backbone.state_dict().items()
+               if v.is_floating_point() and not torch.equal(v, ft.model["backbone"].state_dict()[k])]
+    assert changed
+    # α = 0 is the end of the head-only epochs: the pretrained backbone, a trained head.
+    lp = rdlviz.finetune(shop_links, "customer-product", wise_alpha=0.0, **kw)
+    for k, v in run.backbone.state_dict().items():
+        assert torch.equal(v, lp.model["backbone"].state_dict()[k]), k
+    # α = 1 is the fine-tuned model itself.
+    end = rdlviz.finetune(shop_links, "customer-product", wise_alpha=1.0, **kw)
+    np.testing.assert_array_equal(end.predictions["test"], ft.predictions["test"])
+    assert end.val == ft.val
+    with pytest.raises(ConfigError, match="probe_epochs"):
+        rdlviz.finetune(shop_links, "customer-product", backbone=run, mode="full", graph=graph,
+                        wise_alpha=0.5, **FT)
+
+
+def test_same_seed_same_metrics(shop_links, graph):
+    a = rdlviz.finetune(shop_links, "customer-product", mode="scratch", graph=graph, seed=7, **FT)
+    b = rdlviz.finetune(shop_links, "customer-product", mode="scratch", graph=graph, seed=7, **FT)
+    assert a.val == b.val and a.test == b.test
+    np.testing.assert_array_equal(a.predictions["test"], b.predictions["test"])
+
+
+def test_test_targets_play_no_part_in_training_or_selection(shop_links, graph, monkeypatch):
+    task = shop_links.load_task("customer-product")
+    a = rdlviz.finetune(shop_links, task, mode="scratch", graph=graph, seed=1, **FT)
+    original = task.get_table
+
+    def scrambled(split, *args, **kwargs):
+        table = original(split, *args, **kwargs)
+        if split == "test" and "product_id" in table.df:
+            rng = np.random.default_rng(0)
+            table.df = table.df.assign(product_id=[list(rng.choice(30, 3, replace=False)) for _ in range(len(table.df))])
+        return table
+
+    monkeypatch.setattr(task, "get_table", scrambled)
+    b = rdlviz.finetune(shop_links, task, mode="scratch", graph=graph, seed=1, **FT)
+    assert a.best_epoch == b.best_epoch and a.val == b.val
+    np.testing.assert_array_equal(a.predictions["test"], b.predictions["test"])
+    assert a.test != b.test  # the scrambled targets were read, after selection
