@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import inspect
 import json
 import os
 import sys
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import _common  # noqa: E402
 
 import rdlviz  # noqa: E402
+from rdlviz.errors import ConfigError  # noqa: E402
 from rdlviz.nn import Backbone, embed_rows  # noqa: E402
 from rdlviz.pretrain.checkpoint import load_backbone  # noqa: E402
 from rdlviz.pretrain.health import effective_rank, uniformity  # noqa: E402
@@ -85,6 +87,29 @@ def cache_folder(root: str, db_name: str, seed: int, pre: dict, text: str, graph
     return os.path.join(root, f"{db_name}-seed{seed}-{hashlib.sha1(key.encode()).hexdigest()[:12]}")
 
 
+def variant_config(variant: str, ft: dict) -> Tuple[str, dict]:
+    """``(finetune mode, finetune kwargs)`` for one variant: the fine-tuning schedule
+    (backbone learning rate, head-only epochs, WiSE-FT) applies to the fine-tuned variant
+    only; every variant shares the rest (data, budgets, sampler)."""
+    mode = {"scratch": "scratch", "probe": "probe", "finetune": "full", "random_probe": "probe"}[variant]
+    kw = dict(ft)
+    if variant != "finetune":
+        for k in ("backbone_lr", "probe_epochs", "wise_alpha"):
+            kw.pop(k, None)
+    return mode, kw
+
+
+def check_config(ft: dict, variants: Sequence[str]) -> None:
+    """Raise ``ConfigError`` now for a fine-tuning configuration some variant cannot run,
+    rather than after pretraining (minutes) has been spent."""
+    from rdlviz.finetune.loop import check_args
+
+    checked = set(inspect.signature(check_args).parameters)
+    for variant in variants:
+        mode, kw = variant_config(variant, ft)
+        check_args(mode=mode, **{k: v for k, v in kw.items() if k in checked})
+
+
 def run_seed(db, graph, tasks: Sequence[str], seed: int, pre: dict, ft: dict, device: str = "cpu",
              variants: Sequence[str] = VARIANTS, cache: str = None) -> dict:
     """Pretrain once with ``seed`` (or load it from ``cache``), then train each of
@@ -99,13 +124,8 @@ def run_seed(db, graph, tasks: Sequence[str], seed: int, pre: dict, ft: dict, de
                               "random": _health(random_backbone, graph, table)})
     for task in tasks:
         for variant in variants:
-            mode = {"scratch": "scratch", "probe": "probe", "finetune": "full", "random_probe": "probe"}[variant]
+            mode, kw = variant_config(variant, ft)
             backbone = random_backbone if variant == "random_probe" else pretrained
-            kw = dict(ft)
-            if variant != "finetune":
-                kw.pop("backbone_lr", None)
-                kw.pop("probe_epochs", None)
-                kw.pop("wise_alpha", None)
             res = rdlviz.finetune(db, task, backbone=backbone, mode=mode, graph=graph, seed=seed,
                                   progress=False, device=device, **kw)
             rec["runs"].append({"task": task, "variant": variant, "metric": res.metric,
@@ -561,6 +581,10 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
     if a.merge:
         merge(a.merge, db_name, a.out, notes=a.notes, baseline=a.baseline)
         return
+    try:
+        check_config(ft, a.variants)
+    except ConfigError as e:
+        p.error(str(e))
     run_protocol(db_name, a.tasks, a.seeds, pre, ft, text=a.text,
                  out_name=a.out, notes=notes, device=a.device, partial_dir=a.partial_dir,
                  time_features=not a.no_time_features, drop=a.drop, variants=a.variants,

@@ -63,3 +63,31 @@ def test_a_fine_tuning_lever_reaches_only_the_fine_tuned_variant(shop, graph, tm
     cache = protocol.cache_folder(str(tmp_path), "shop", 0, PRE, "drop")
     rec = protocol.run_seed(shop, graph, ["customer-order"], 0, PRE, {**FT, "wise_alpha": 0.5}, cache=cache)
     assert [r["variant"] for r in rec["runs"]] == list(protocol.VARIANTS)
+
+
+@pytest.mark.parametrize("ft, variants, words", [
+    ({**FT, "reference_time": "history", "train_history": "stale"}, ["scratch"], "pull opposite ways"),
+    ({**FT, "probe_epochs": 0, "wise_alpha": 0.5}, ["finetune"], "probe_epochs >= 1"),
+    ({**FT, "val_history": "later"}, ["probe"], "val_history must be one of"),
+])
+def test_a_configuration_no_variant_can_run_is_refused_before_pretraining(ft, variants, words):
+    with pytest.raises(rdlviz.errors.ConfigError, match=words):
+        protocol.check_config(ft, variants)
+
+
+def test_the_schedule_levers_are_checked_only_where_they_apply():
+    # wise_alpha with head-only epochs: fine for the fine-tuned variant, and dropped for the others
+    protocol.check_config({**FT, "wise_alpha": 0.5}, list(protocol.VARIANTS))
+    assert protocol.variant_config("scratch", {**FT, "wise_alpha": 0.5}) == (
+        "scratch", {k: v for k, v in FT.items() if k not in ("backbone_lr", "probe_epochs")})
+    assert protocol.variant_config("finetune", FT) == ("full", FT)
+
+
+def test_the_command_line_refuses_a_bad_configuration_at_once():
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "rel_f1.py"
+    out = subprocess.run([sys.executable, str(script), "--reference-time", "history", "--train-history", "stale",
+                          "--seeds", "0"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "pull opposite ways" in out.stderr
+    assert "pretrain" not in out.stdout  # nothing was loaded or trained

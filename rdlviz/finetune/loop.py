@@ -141,6 +141,53 @@ def _interpolate(start: Dict[str, torch.Tensor], end: Dict[str, torch.Tensor],
     return {k: torch.lerp(start[k], v, alpha) if v.is_floating_point() else v for k, v in end.items()}
 
 
+def check_args(*, mode: str = "full", epochs: int = 20, batch_size: int = 512, head_layers: int = 2,
+               patience: int = 5, lr: float = 5e-3, backbone_lr: Optional[float] = None,
+               probe_epochs: int = 0, val_history: str = "seed", train_history: str = "seed",
+               reference_time: str = "seed", wise_alpha: Optional[float] = None) -> None:
+    """Raise :class:`~rdlviz.errors.ConfigError` for a :func:`finetune` configuration that
+    cannot run, before any data is loaded (defaults are :func:`finetune`'s).
+
+    Separate from :func:`finetune` so that a script which pretrains first (the benchmark
+    protocol) can refuse a bad configuration at once rather than after pretraining.
+
+    Example:
+        >>> check_args(mode="full", probe_epochs=3, wise_alpha=0.5)  # runs: returns None
+        >>> check_args(reference_time="history", train_history="stale")
+        Traceback (most recent call last):
+        ...
+        rdlviz.errors.ConfigError: reference_time='history' and train_history='stale' pull ...
+    """
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
+    for name, v in dict(epochs=epochs, batch_size=batch_size, head_layers=head_layers, patience=patience).items():
+        if v < 1:
+            raise ConfigError(f"{name} must be >= 1, got {v}")
+    if lr <= 0 or (backbone_lr is not None and backbone_lr <= 0):
+        raise ConfigError(f"learning rates must be > 0, got lr={lr}, backbone_lr={backbone_lr}")
+    if probe_epochs < 0:
+        raise ConfigError(f"probe_epochs must be >= 0, got {probe_epochs}")
+    if val_history not in VAL_HISTORIES:
+        raise ConfigError(f"val_history must be one of {VAL_HISTORIES}, got {val_history!r}")
+    if train_history not in TRAIN_HISTORIES:
+        raise ConfigError(f"train_history must be one of {TRAIN_HISTORIES}, got {train_history!r}")
+    if wise_alpha is not None:
+        if not 0.0 <= wise_alpha <= 1.0:
+            raise ConfigError(f"wise_alpha must lie in [0, 1] (0: the linear probe, 1: the fine-tuned "
+                              f"model), got {wise_alpha}")
+        if mode != "full" or probe_epochs < 1:
+            raise ConfigError(f"wise_alpha interpolates from the linear probe to the fine-tuned model, so it "
+                              f"needs mode='full' and probe_epochs >= 1 (got mode={mode!r}, "
+                              f"probe_epochs={probe_epochs}); without head-only epochs one end would "
+                              f"have a random head")
+    if reference_time not in REFERENCE_TIMES:
+        raise ConfigError(f"reference_time must be one of {REFERENCE_TIMES}, got {reference_time!r}")
+    if reference_time == "history" and train_history == "stale":
+        raise ConfigError("reference_time='history' and train_history='stale' pull opposite ways "
+                          "(one removes the age of stale rows at evaluation, the other trains on it); "
+                          "choose one")
+
+
 def finetune(
     dataset,
     task,
@@ -234,34 +281,9 @@ def finetune(
     """
     from rdlviz.data.load import load
 
-    if mode not in MODES:
-        raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
-    for name, v in dict(epochs=epochs, batch_size=batch_size, head_layers=head_layers, patience=patience).items():
-        if v < 1:
-            raise ConfigError(f"{name} must be >= 1, got {v}")
-    if lr <= 0 or (backbone_lr is not None and backbone_lr <= 0):
-        raise ConfigError(f"learning rates must be > 0, got lr={lr}, backbone_lr={backbone_lr}")
-    if probe_epochs < 0:
-        raise ConfigError(f"probe_epochs must be >= 0, got {probe_epochs}")
-    if val_history not in VAL_HISTORIES:
-        raise ConfigError(f"val_history must be one of {VAL_HISTORIES}, got {val_history!r}")
-    if train_history not in TRAIN_HISTORIES:
-        raise ConfigError(f"train_history must be one of {TRAIN_HISTORIES}, got {train_history!r}")
-    if wise_alpha is not None:
-        if not 0.0 <= wise_alpha <= 1.0:
-            raise ConfigError(f"wise_alpha must lie in [0, 1] (0: the linear probe, 1: the fine-tuned "
-                              f"model), got {wise_alpha}")
-        if mode != "full" or probe_epochs < 1:
-            raise ConfigError(f"wise_alpha interpolates from the linear probe to the fine-tuned model, so it "
-                              f"needs mode='full' and probe_epochs >= 1 (got mode={mode!r}, "
-                              f"probe_epochs={probe_epochs}); without head-only epochs one end would "
-                              f"have a random head")
-    if reference_time not in REFERENCE_TIMES:
-        raise ConfigError(f"reference_time must be one of {REFERENCE_TIMES}, got {reference_time!r}")
-    if reference_time == "history" and train_history == "stale":
-        raise ConfigError("reference_time='history' and train_history='stale' pull opposite ways "
-                          "(one removes the age of stale rows at evaluation, the other trains on it); "
-                          "choose one")
+    check_args(mode=mode, epochs=epochs, batch_size=batch_size, head_layers=head_layers, patience=patience,
+               lr=lr, backbone_lr=backbone_lr, probe_epochs=probe_epochs, val_history=val_history,
+               train_history=train_history, reference_time=reference_time, wise_alpha=wise_alpha)
     dataset = load(dataset)
     if isinstance(task, str):
         if task not in dataset.get_task_names():
