@@ -91,3 +91,14 @@ def test_the_command_line_refuses_a_bad_configuration_at_once():
                           "--seeds", "0"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "pull opposite ways" in out.stderr
     assert "pretrain" not in out.stdout  # nothing was loaded or trained
+
+
+def test_check_args_defaults_are_finetunes():
+    # the protocol checks a partial configuration, so the rest must default as finetune does
+    import inspect
+
+    from rdlviz.finetune.loop import check_args
+
+    ft = inspect.signature(rdlviz.finetune).parameters
+    for name, p in inspect.signature(check_args).parameters.items():
+        assert p.default == ft[name].default, name
