@@ -43,6 +43,7 @@ import _common  # noqa: E402
 
 import rdlviz  # noqa: E402
 from rdlviz.errors import ConfigError  # noqa: E402
+from rdlviz.finetune.loop import check_args  # noqa: E402
 from rdlviz.nn import Backbone, embed_rows  # noqa: E402
 from rdlviz.pretrain.checkpoint import load_backbone  # noqa: E402
 from rdlviz.pretrain.health import effective_rank, uniformity  # noqa: E402
@@ -102,8 +103,6 @@ def variant_config(variant: str, ft: dict) -> Tuple[str, dict]:
 def check_config(ft: dict, variants: Sequence[str]) -> None:
     """Raise ``ConfigError`` now for a fine-tuning configuration some variant cannot run,
     rather than after pretraining (minutes) has been spent."""
-    from rdlviz.finetune.loop import check_args
-
     checked = set(inspect.signature(check_args).parameters)
     for variant in variants:
         mode, kw = variant_config(variant, ft)
