@@ -146,3 +146,37 @@ def test_test_targets_play_no_part_in_training_or_selection(shop_links, graph, m
     assert a.best_epoch == b.best_epoch and a.val == b.val
     np.testing.assert_array_equal(a.predictions["test"], b.predictions["test"])
     assert a.test != b.test  # the scrambled targets were read, after selection
+
+
+def test_steps_hold_whole_rows_of_few_seed_times_and_cover_every_row_once():
+    from rdlviz.finetune.link import _steps
+
+    rng = np.random.default_rng(0)
+    row_time = torch.from_numpy(rng.integers(0, 12, 300))
+    row_pairs = torch.from_numpy(rng.integers(1, 9, 300))
+    row_pairs[7] = 50  # a row with more pairs than a step holds still gets a step
+    steps = _steps(row_time, row_pairs, batch_size=40, n_candidates=30, gen=torch.Generator().manual_seed(1))
+    rows = torch.cat(steps)
+    assert sorted(rows.tolist()) == list(range(300))
+    for s in steps:
+        assert len(s) == 1 or int(row_pairs[s].sum()) <= 40
+        assert len(torch.unique(row_time[s])) <= (4 * 40) // 30  # destination embeddings per step
+    # Rows of one seed time are contiguous in the epoch: a step touches few times.
+    assert np.mean([len(torch.unique(row_time[s])) for s in steps]) < 2.5
+    again = _steps(row_time, row_pairs, batch_size=40, n_candidates=30, gen=torch.Generator().manual_seed(1))
+    assert all(torch.equal(a, b) for a, b in zip(steps, again))
+
+
+def test_drawn_candidates_when_the_destination_table_is_large(shop_links, graph, monkeypatch):
+    """Above MAX_CANDIDATES destinations a step scores the positives plus a uniform draw."""
+    import importlib
+
+    link = importlib.import_module("rdlviz.finetune.link")  # rdlviz.finetune is also a function
+    monkeypatch.setattr(link, "MAX_CANDIDATES", 8)  # the shop has 30 products
+    task = shop_links.load_task("customer-product")
+    res = rdlviz.finetune(shop_links, task, mode="scratch", graph=graph, seed=3, **FT)
+    train = task.get_table("train").df
+    popular = train["product_id"].explode().value_counts().index[: task.eval_k].to_numpy(dtype=np.int64)
+    val = task.get_table("val")
+    popularity = task.evaluate(np.tile(popular, (len(val.df), 1)), val)["map"]
+    assert res.val["map"] > popularity + 0.05, (res.val["map"], popularity)
