@@ -156,9 +156,9 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
 
     def step_loss(rows: torch.Tensor, key: int) -> torch.Tensor:
         """Mean softmax cross-entropy of the rows' positive pairs (module docstring)."""
-        in_step = torch.zeros(len(row_time), dtype=torch.bool)
-        in_step[rows] = True
-        sel = in_step[pair_row]
+        local = torch.full((len(row_time),), -1, dtype=torch.long)  # row -> its place in the step
+        local[rows] = torch.arange(len(rows))
+        sel = local[pair_row] >= 0
         p_row, p_dst = pair_row[sel], pair_dst[sel]
         if n_dst <= MAX_CANDIDATES:
             cand = all_dst
@@ -166,8 +166,6 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
             cand = torch.unique(torch.cat([p_dst, torch.randint(0, n_dst, (MAX_CANDIDATES,), generator=gen)]))
         slot = torch.full((n_dst,), -1, dtype=torch.long)
         slot[cand] = torch.arange(len(cand))
-        local = torch.full((len(row_time),), -1, dtype=torch.long)
-        local[rows] = torch.arange(len(rows))
         r, c = local[p_row], slot[p_dst]
         times, t_of = torch.unique(row_time[rows], return_inverse=True)
         # One loader batch per tower, so rows shared by the subgraphs of the step's seed
@@ -201,6 +199,7 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
         for p in net.parameters():
             p.requires_grad_(True)
         return total / max(len(steps), 1)
+
     val_table = task.get_table("val")
     history, best, best_state, best_epoch, bad = [], None, None, 0, 0
     t_train = t_eval = 0.0
