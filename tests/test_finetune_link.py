@@ -180,3 +180,23 @@ def test_drawn_candidates_when_the_destination_table_is_large(shop_links, graph,
     val = task.get_table("val")
     popularity = task.evaluate(np.tile(popular, (len(val.df), 1)), val)["map"]
     assert res.val["map"] > popularity + 0.05, (res.val["map"], popularity)
+
+
+@pytest.mark.parametrize("key", [-1, 30])
+def test_destination_keys_outside_the_table_are_refused(shop_links, graph, monkeypatch, key):
+    from rdlviz.errors import TaskError
+
+    task = shop_links.load_task("customer-product")
+    original = task.get_table
+
+    def broken(split, *args, **kwargs):
+        table = original(split, *args, **kwargs)
+        if split == "train":
+            df = table.df.copy()
+            df.at[df.index[0], "product_id"] = [key]  # the shop has products 0..29
+            table.df = df
+        return table
+
+    monkeypatch.setattr(task, "get_table", broken)
+    with pytest.raises(TaskError, match=r"(?s)'product_id' holds 1 keys outside 'products'.*same database"):
+        rdlviz.finetune(shop_links, task, mode="scratch", graph=graph, **FT)

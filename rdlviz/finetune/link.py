@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from rdlviz.errors import TaskError
 from rdlviz.finetune.result import FinetuneResult
 from rdlviz.graph.time import to_unix_seconds
 from rdlviz.nn.heads import MLPHead
@@ -60,18 +61,28 @@ def _embed(backbone, graph, table: str, nodes: torch.Tensor, times: torch.Tensor
     return torch.cat(out) if out else torch.zeros(0, backbone.channels, device=device)
 
 
-def _rows(df: pd.DataFrame, task):
+def _rows(df: pd.DataFrame, task, graph):
     """The table's rows as tensors: ``(time [R], src [R], pair_row [P], pair_dst [P])``, one
     pair per (row, destination). A row with no destination has no positive to rank: it is
-    dropped here and adds no pair."""
+    dropped here and adds no pair. Keys outside the graph's tables raise ``TaskError``
+    (a negative key would otherwise index from the end, silently)."""
     cols = [task.time_col, task.src_entity_col, task.dst_entity_col]
     pairs = df[cols].reset_index(drop=True).explode(task.dst_entity_col).dropna(subset=[task.dst_entity_col])
     kept, pair_row = np.unique(pairs.index.to_numpy(), return_inverse=True)
     rows = df.iloc[kept]
-    return (torch.from_numpy(to_unix_seconds(rows[task.time_col])),
-            torch.from_numpy(rows[task.src_entity_col].to_numpy().astype(np.int64)),
-            torch.from_numpy(pair_row.astype(np.int64)),
-            torch.from_numpy(pairs[task.dst_entity_col].to_numpy().astype(np.int64)))
+    src = rows[task.src_entity_col].to_numpy().astype(np.int64)
+    dst = pairs[task.dst_entity_col].to_numpy().astype(np.int64)
+    for table, col, keys in ((task.src_entity_table, task.src_entity_col, src),
+                             (task.dst_entity_table, task.dst_entity_col, dst)):
+        n = graph.data[table].num_nodes
+        bad = (keys < 0) | (keys >= n)
+        if bad.any():
+            raise TaskError(f"training column '{col}' holds {int(bad.sum())} keys outside '{table}' "
+                            f"(rows 0..{n - 1}), e.g. {int(keys[bad][0])}", task=task.name, table=table,
+                            column=col, fix="build the task and the graph from the same database "
+                            "(keys are the row positions relbench gives each table)")
+    return (torch.from_numpy(to_unix_seconds(rows[task.time_col])), torch.from_numpy(src),
+            torch.from_numpy(pair_row.astype(np.int64)), torch.from_numpy(dst))
 
 
 def _steps(row_time: torch.Tensor, row_pairs: torch.Tensor, batch_size: int, n_candidates: int,
@@ -80,11 +91,13 @@ def _steps(row_time: torch.Tensor, row_pairs: torch.Tensor, batch_size: int, n_c
     random order and rows in random order within a time; a step takes rows while it holds
     at most ``batch_size`` pairs (at least one row) and its seed times need at most
     ``max(4 · batch_size, n_candidates)`` destination embeddings."""
-    times, inverse = torch.unique(row_time, return_inverse=True)
+    times, inverse, counts = torch.unique(row_time, return_inverse=True, return_counts=True)
+    # Each seed time's rows, found with one sort rather than one scan per time.
+    by_time = torch.sort(inverse, stable=True).indices.split(counts.tolist())
     max_times = max(1, max(4 * batch_size, n_candidates) // n_candidates)
     steps, cur, cur_pairs, cur_times = [], [], 0, 0
     for t in torch.randperm(len(times), generator=gen).tolist():
-        rows = torch.nonzero(inverse == t).flatten()
+        rows = by_time[t]
         rows = rows[torch.randperm(len(rows), generator=gen)].tolist()
         new_time = True
         for r in rows:
@@ -126,7 +139,7 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
     src_t, dst_t = task.src_entity_table, task.dst_entity_table
     all_dst = torch.arange(n_dst)
 
-    row_time, row_src, pair_row, pair_dst = _rows(task.get_table("train").df, task)
+    row_time, row_src, pair_row, pair_dst = _rows(task.get_table("train").df, task, graph)
     row_pairs = torch.bincount(pair_row, minlength=len(row_time))
     gen = torch.Generator().manual_seed(seed)
     kw = dict(num_neighbors=num_neighbors, temporal_strategy=temporal_strategy, device=device)
