@@ -43,7 +43,7 @@ import _common  # noqa: E402
 
 import rdlviz  # noqa: E402
 from rdlviz.errors import ConfigError  # noqa: E402
-from rdlviz.finetune.loop import check_args  # noqa: E402
+from rdlviz.finetune.loop import check_args, check_task_args  # noqa: E402
 from rdlviz.nn import Backbone, embed_rows  # noqa: E402
 from rdlviz.pretrain.checkpoint import load_backbone  # noqa: E402
 from rdlviz.pretrain.health import effective_rank, uniformity  # noqa: E402
@@ -107,6 +107,18 @@ def check_config(ft: dict, variants: Sequence[str]) -> None:
     for variant in variants:
         mode, kw = variant_config(variant, ft)
         check_args(mode=mode, **{k: v for k, v in kw.items() if k in checked})
+
+
+def check_tasks(db, tasks: Sequence[str], ft: dict) -> None:
+    """Raise ``ConfigError`` now for a task name ``db`` lacks or a fine-tuning option one of
+    ``tasks`` cannot take (a link task has one evaluation window), rather than after
+    pretraining."""
+    names = db.get_task_names()
+    for name in tasks:
+        if name not in names:
+            raise ConfigError(f"--tasks {name}: not a task of this database; tasks: {', '.join(names)}")
+        check_task_args(db.load_task(name), train_history=ft.get("train_history", "seed"),
+                        reference_time=ft.get("reference_time", "seed"))
 
 
 def run_seed(db, graph, tasks: Sequence[str], seed: int, pre: dict, ft: dict, device: str = "cpu",
@@ -189,9 +201,12 @@ def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: 
                  text: str = "hash", out_name: str = None, notes: str = "", device: str = "cpu",
                  partial_dir: str = None, time_features: bool = True, drop: Sequence[str] = (),
                  variants: Sequence[str] = VARIANTS, pretrained_dir: str = None, baseline: str = None) -> dict:
-    if baseline:  # refuse a wrong baseline now, not after hours of training
+    # Refuse what cannot run now, not after hours of pretraining.
+    check_config(ft, variants)
+    if baseline:
         load_baseline(baseline, db_name, seeds, tasks)
     db = rdlviz.load(db_name)
+    check_tasks(db, tasks, ft)
     graph = build_graph(db, text, time_features, drop)
     config = {"pretrain": pre, "finetune": ft, "text": text, "device": device}
     if not time_features or drop:  # recorded only when set, so older results files still merge
@@ -580,11 +595,10 @@ def cli(db_name: str, default_tasks: Sequence[str], doc: str) -> None:
     if a.merge:
         merge(a.merge, db_name, a.out, notes=a.notes, baseline=a.baseline)
         return
-    try:
-        check_config(ft, a.variants)
+    try:  # run_protocol checks the configuration and the tasks before it trains anything
+        run_protocol(db_name, a.tasks, a.seeds, pre, ft, text=a.text,
+                     out_name=a.out, notes=notes, device=a.device, partial_dir=a.partial_dir,
+                     time_features=not a.no_time_features, drop=a.drop, variants=a.variants,
+                     pretrained_dir=a.pretrained_dir, baseline=a.baseline)
     except ConfigError as e:
         p.error(str(e))
-    run_protocol(db_name, a.tasks, a.seeds, pre, ft, text=a.text,
-                 out_name=a.out, notes=notes, device=a.device, partial_dir=a.partial_dir,
-                 time_features=not a.no_time_features, drop=a.drop, variants=a.variants,
-                 pretrained_dir=a.pretrained_dir, baseline=a.baseline)

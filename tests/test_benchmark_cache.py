@@ -102,3 +102,20 @@ def test_check_args_defaults_are_finetunes():
     ft = inspect.signature(rdlviz.finetune).parameters
     for name, p in inspect.signature(check_args).parameters.items():
         assert p.default == ft[name].default, name
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--tasks", "player-team", "--train-history", "stale"], "link task 'player-team'"),
+    (["--tasks", "player-team", "--reference-time", "history"], "reference_time='history' is for entity tasks"),
+    (["--tasks", "player-nope"], "--tasks player-nope: not a task of this database"),
+])
+def test_the_command_line_refuses_a_task_it_cannot_run_before_pretraining(args, words):
+    # These need the database's tasks, so they are checked once it is loaded, still before
+    # anything is pretrained (a link task has one evaluation window).
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "rel_lahman.py"
+    out = subprocess.run([sys.executable, str(script), *args, "--seeds", "0"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 2 and words in out.stderr
+    assert "pretrain" not in out.stdout

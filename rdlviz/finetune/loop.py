@@ -188,6 +188,28 @@ def check_args(*, mode: str = "full", epochs: int = 20, batch_size: int = 512, h
                           "choose one")
 
 
+def check_task_args(task, *, train_history: str = "seed", reference_time: str = "seed") -> str:
+    """The kind of ``task`` (``"binary"``, ``"regression"``, ``"multiclass"`` or ``"link"``);
+    raise :class:`~rdlviz.errors.ConfigError` for an option that does not apply to it.
+
+    ``train_history`` and ``reference_time`` correct for test seeds forecasting several
+    windows ahead from frozen history; a link task has one evaluation window, so they
+    would change nothing and are refused rather than silently ignored.
+
+    Example:
+        >>> check_task_args(db.load_task("driver-circuit-compete"), train_history="stale")
+        Traceback (most recent call last):
+        ...
+        rdlviz.errors.ConfigError: train_history='stale' is for entity tasks; link task ...
+    """
+    kind = _kind(task)
+    for name, value in (("train_history", train_history), ("reference_time", reference_time)):
+        if kind == "link" and value != "seed":
+            raise ConfigError(f"{name}={value!r} is for entity tasks; link task '{task.name}' has one "
+                              f"evaluation window, so use {name}='seed'")
+    return kind
+
+
 def finetune(
     dataset,
     task,
@@ -289,13 +311,7 @@ def finetune(
         if task not in dataset.get_task_names():
             raise TaskError(f"not a task of this database; tasks: {dataset.get_task_names()}", task=task)
         task = dataset.load_task(task)
-    kind = _kind(task)
-    if kind == "link" and train_history != "seed":
-        raise ConfigError(f"train_history={train_history!r} is for entity tasks; link task "
-                          f"'{task.name}' has one evaluation window, so use train_history='seed'")
-    if kind == "link" and reference_time != "seed":
-        raise ConfigError(f"reference_time={reference_time!r} is for entity tasks; link task "
-                          f"'{task.name}' has one evaluation window, so use reference_time='seed'")
+    kind = check_task_args(task, train_history=train_history, reference_time=reference_time)
     if graph is None:
         graph = getattr(backbone, "graph", None)
     if graph is None:
