@@ -35,17 +35,27 @@ import rdlviz  # noqa: E402
 from rdlviz.graph.time import to_unix_seconds  # noqa: E402
 
 
+def linked_row_time(graph, entity: str, reduce: str = "amin", before: float = float("inf")) -> np.ndarray:
+    """Per entity row, the earliest (``reduce="amin"``) or latest (``"amax"``) time of a
+    timed row linked to it in the graph and no later than ``before`` (``inf`` / ``-inf``
+    when it has none)."""
+    data = graph.data
+    empty = float("inf") if reduce == "amin" else float("-inf")
+    out = torch.full((data[entity].num_nodes,), empty, dtype=torch.float64)
+    for src, rel, dst in data.edge_types:
+        if src == entity and "time" in data[dst]:
+            e = data[src, rel, dst].edge_index
+            t = data[dst].time[e[1]].double()
+            keep = t <= before
+            out.scatter_reduce_(0, e[0][keep], t[keep], reduce=reduce)
+    return out.numpy()
+
+
 def first_row_time(graph, entity: str) -> np.ndarray:
     """Per entity row, the time of its earliest linked timed row in the graph (``inf``
     when it has none): an entity whose first row is later than a seed's history has no
     history at all for that seed, whatever the model."""
-    data = graph.data
-    first = torch.full((data[entity].num_nodes,), float("inf"), dtype=torch.float64)
-    for src, rel, dst in data.edge_types:
-        if src == entity and "time" in data[dst]:
-            e = data[src, rel, dst].edge_index
-            first.scatter_reduce_(0, e[0], data[dst].time[e[1]].double(), reduce="amin")
-    return first.numpy()
+    return linked_row_time(graph, entity, "amin")
 
 
 def per_time(task, split: str, pred: np.ndarray, kind: str, train_mean: float,

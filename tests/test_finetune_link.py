@@ -9,7 +9,6 @@ their past orders) but not from product popularity."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -18,56 +17,6 @@ from rdlviz.errors import ConfigError
 
 FT = dict(epochs=2, batch_size=128, num_neighbors=(8, 4), progress=False,
           backbone_kwargs=dict(channels=16, encoder_layers=1))
-CATEGORIES = ["books", "toys", "food"]
-
-
-def make_tables(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    n_c, n_p = 60, 30
-    likes = rng.choice(CATEGORIES, n_c)
-    customers = pd.DataFrame({"customer_id": np.arange(n_c), "age": rng.integers(18, 80, n_c).astype(float),
-                              "likes": likes})
-    category = np.repeat(CATEGORIES, n_p // len(CATEGORIES))
-    products = pd.DataFrame({"product_id": np.arange(n_p), "price": rng.gamma(2.0, 20.0, n_p).round(2),
-                             "category": category})
-    start, end = pd.Timestamp("2019-01-01"), pd.Timestamp("2022-06-30")
-    days = (end - start).days
-    rows = []
-    for c in range(n_c):
-        liked = np.flatnonzero(category == likes[c])
-        for day in np.sort(rng.integers(0, days, rng.poisson(1.5 * days / 30))):
-            p = rng.choice(liked) if rng.random() < 0.9 else rng.integers(n_p)
-            rows.append((c, int(p), start + pd.Timedelta(days=int(day)), float(rng.gamma(2.0, 10.0))))
-    orders = pd.DataFrame(rows, columns=["customer_id", "product_id", "ordered_at", "amount"])
-    orders.insert(0, "order_id", np.arange(len(orders)))
-    return {"customers": customers, "products": products, "orders": orders}
-
-
-@pytest.fixture(scope="module")
-def shop_links(tmp_path_factory):
-    import relbench
-
-    from rdlviz.data.manifest import write_dataset
-    from rdlviz.data.tasks import link_task
-
-    task = link_task(
-        "customer-product", src_entity_table="customers", src_entity_col="customer_id",
-        dst_entity_table="products", dst_entity_col="product_id", timedelta="60 days", eval_k=5,
-        description="Which products will the customer order in the next 60 days?",
-        sql="""
-            SELECT t.timestamp, o.customer_id, LIST(DISTINCT o.product_id ORDER BY o.product_id) AS product_id
-            FROM timestamps t
-            JOIN orders o ON o.ordered_at > t.timestamp AND o.ordered_at <= t.timestamp + INTERVAL '{timedelta}'
-            GROUP BY t.timestamp, o.customer_id
-        """)
-    out = tmp_path_factory.mktemp("shop_links") / "shop_links"
-    write_dataset("shop_links", make_tables(), out_dir=out, tasks=[task],
-                  pkeys={"customers": "customer_id", "products": "product_id", "orders": "order_id"},
-                  fkeys={"orders": {"customer_id": "customers", "product_id": "products"}},
-                  time_cols={"orders": "ordered_at"}, val_timestamp="2021-07-01", test_timestamp="2022-01-01")
-    return relbench.load_dataset(out)
-
-
 @pytest.fixture(scope="module")
 def graph(shop_links):
     return rdlviz.build_graph(shop_links, text="drop")
