@@ -103,29 +103,32 @@ def main() -> None:
         if check_task_args(db.load_task(name)) != "link":
             p.error(f"--tasks {name}: not a link task (this script reads ranked lists)")
     graph = protocol.build_graph(db, a.text, not a.no_time_features, a.drop)
-    graph_options = ({"time_features": not a.no_time_features, "drop": sorted(a.drop)}
-                     if a.no_time_features or a.drop else None)
-    for name in a.tasks:
-        task = db.load_task(name)
-        runs = []
-        for seed in a.seeds:
-            cache = (protocol.cache_folder(a.pretrained_dir, a.database, seed, pre, a.text, graph_options)
-                     if a.pretrained_dir else None)
-            pretrained, _ = protocol.pretrained_backbone(graph, seed, pre, device=a.device, cache=cache)
-            torch.manual_seed(10_000 + seed)  # the protocol's random backbone
-            random_backbone = Backbone(graph.data, graph.col_stats, **pretrained.config())
+    tasks = {name: db.load_task(name) for name in a.tasks}
+    runs = {name: [] for name in a.tasks}
+    for seed in a.seeds:  # one pretrained backbone per seed serves every task
+        cache = (protocol.cache_folder(a.pretrained_dir, a.database, seed, pre, a.text,
+                                       protocol.graph_options(not a.no_time_features, a.drop))
+                 if a.pretrained_dir else None)
+        pretrained, _ = protocol.pretrained_backbone(graph, seed, pre, device=a.device, cache=cache)
+        torch.manual_seed(10_000 + seed)  # the protocol's random backbone
+        random_backbone = Backbone(graph.data, graph.col_stats, **pretrained.config())
+        for name, task in tasks.items():
             for variant in [v for v in protocol.VARIANTS if v in a.variants]:
                 mode, kw = protocol.variant_config(variant, ft)
                 res = rdlviz.finetune(db, task, backbone=random_backbone if variant == "random_probe" else pretrained,
                                       mode=mode, graph=graph, seed=seed, progress=False, device=a.device, **kw)
                 splits = [lists(db, graph, task, s, np.asarray(res.predictions[s])) for s in ("val", "test")]
-                runs.append({"seed": seed, "variant": variant, "best_epoch": res.best_epoch,
-                             "seconds": res.seconds["total"], "splits": splits})
-                print(f"[seed {seed}] {variant}: val {splits[0]['map']:.4f} test {splits[1]['map']:.4f}", flush=True)
-        write(a, name, task, pre, ft, runs)
+                runs[name].append({"seed": seed, "variant": variant, "best_epoch": res.best_epoch,
+                                   "seconds": res.seconds["total"], "splits": splits})
+                print(f"[seed {seed}] {name} {variant}: val {splits[0]['map']:.4f} test {splits[1]['map']:.4f}",
+                      flush=True)
+    for name, task in tasks.items():
+        # --out names the file of a single task; with several, each task's name is appended.
+        out = (a.out if len(tasks) == 1 else f"{a.out}-{name}") if a.out else f"link_ranking-{a.database}-{name}"
+        write(a, out, name, task, pre, ft, runs[name])
 
 
-def write(a, name: str, task, pre: dict, ft: dict, runs: list) -> None:
+def write(a, out: str, name: str, task, pre: dict, ft: dict, runs: list) -> None:
     m = _common.machine()
     payload = {"machine": m, "command": "python " + " ".join(sys.argv), "database": a.database, "task": name,
                "pretrain": pre, "finetune": ft, "runs": runs}
@@ -152,7 +155,7 @@ def write(a, name: str, task, pre: dict, ft: dict, runs: list) -> None:
             md += [f"| {i + 1} | {d['name']} | {d['share_in_truth']:.2f} | {d['latest_row'] or '-'} |"
                    for i, d in enumerate(s["common_list"])]
     md.append("")
-    _common.write(a.out or f"link_ranking-{a.database}-{name}", payload, "\n".join(md))
+    _common.write(out, payload, "\n".join(md))
     print("\n".join(md))
 
 

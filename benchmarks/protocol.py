@@ -31,7 +31,7 @@ import json
 import os
 import sys
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -197,6 +197,12 @@ def build_graph(db, text: str, time_features: bool = True, drop: Sequence[str] =
     return rdlviz.build_graph(db, text=text, time_features=time_features, columns=columns) if columns else full
 
 
+def graph_options(time_features: bool, drop: Sequence[str]) -> Optional[dict]:
+    """The graph options a results file and a checkpoint folder record: ``None`` for the
+    default graph, so files and folders from before these options still match."""
+    return {"time_features": time_features, "drop": sorted(drop)} if not time_features or drop else None
+
+
 def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: dict, ft: dict,
                  text: str = "hash", out_name: str = None, notes: str = "", device: str = "cpu",
                  partial_dir: str = None, time_features: bool = True, drop: Sequence[str] = (),
@@ -209,8 +215,9 @@ def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: 
     check_tasks(db, tasks, ft)
     graph = build_graph(db, text, time_features, drop)
     config = {"pretrain": pre, "finetune": ft, "text": text, "device": device}
-    if not time_features or drop:  # recorded only when set, so older results files still merge
-        config["graph"] = {"time_features": time_features, "drop": sorted(drop)}
+    options = graph_options(time_features, drop)
+    if options:  # recorded only when set, so older results files still merge
+        config["graph"] = options
     variants = [v for v in VARIANTS if v in variants]  # the table's order
     if variants != list(VARIANTS):
         config["variants"] = variants
