@@ -99,11 +99,11 @@ def main() -> None:
     protocol.check_config(ft, a.variants)
     db = rdlviz.load(a.database)
     protocol.check_tasks(db, a.tasks, ft)
-    for name in a.tasks:
-        if check_task_args(db.load_task(name)) != "link":
+    tasks = {name: db.load_task(name) for name in a.tasks}
+    for name, task in tasks.items():
+        if check_task_args(task) != "link":
             p.error(f"--tasks {name}: not a link task (this script reads ranked lists)")
     graph = protocol.build_graph(db, a.text, not a.no_time_features, a.drop)
-    tasks = {name: db.load_task(name) for name in a.tasks}
     runs = {name: [] for name in a.tasks}
     for seed in a.seeds:  # one pretrained backbone per seed serves every task
         cache = (protocol.cache_folder(a.pretrained_dir, a.database, seed, pre, a.text,
