@@ -509,6 +509,10 @@ def parser(db_name: str, default_tasks: Sequence[str], doc: str):
     p.add_argument("--pretrain-patience", type=int, default=5, help="pretraining early stopping (evaluations)")
     p.add_argument("--max-steps-per-epoch", type=int, default=None)
     p.add_argument("--num-neighbors", type=int, nargs="+", default=[128, 64])
+    p.add_argument("--temporal-strategy", default="uniform", choices=["uniform", "last"],
+                   help="which of a row's earlier neighbours fine-tuning samples: any, uniformly (RelBench), "
+                        "or the most recent ones (finetune(temporal_strategy=...)); with a small fan-out, "
+                        "'last' makes a seed's mean over its rows a mean over its recent form")
     p.add_argument("--pretrain-neighbors", type=int, nargs="+", default=[16, 8])
     p.add_argument("--seed-tables", nargs="+", default=None, metavar="TABLE",
                    help="tables whose rows seed pretraining subgraphs (pretrain(seed_tables=...); "
@@ -584,6 +588,8 @@ def configs(p, a):
         ft["reference_time"] = a.reference_time
     if a.wise_alpha is not None:
         ft["wise_alpha"] = a.wise_alpha
+    if a.temporal_strategy != "uniform":
+        ft["temporal_strategy"] = a.temporal_strategy
     return {**pre, "patience": a.pretrain_patience}, {**ft, "patience": a.patience}
 
 

@@ -69,6 +69,7 @@ def test_a_fine_tuning_lever_reaches_only_the_fine_tuned_variant(shop, graph, tm
     ({**FT, "reference_time": "history", "train_history": "stale"}, ["scratch"], "pull opposite ways"),
     ({**FT, "probe_epochs": 0, "wise_alpha": 0.5}, ["finetune"], "probe_epochs >= 1"),
     ({**FT, "val_history": "later"}, ["probe"], "val_history must be one of"),
+    ({**FT, "temporal_strategy": "newest"}, ["scratch"], "temporal_strategy must be 'uniform' or 'last'"),
 ])
 def test_a_configuration_no_variant_can_run_is_refused_before_pretraining(ft, variants, words):
     with pytest.raises(rdlviz.errors.ConfigError, match=words):

@@ -20,7 +20,7 @@ def _configs(argv):
 def test_defaults_record_no_pretraining_lever():
     pre, ft = _configs([])
     assert set(pre) == {"steps", "channels", "num_neighbors", "patience"}
-    assert not {"train_history", "val_history", "reference_time", "wise_alpha"} & set(ft)
+    assert not {"train_history", "val_history", "reference_time", "wise_alpha", "temporal_strategy"} & set(ft)
 
 
 def test_reference_time_becomes_a_finetune_kwarg():
@@ -31,6 +31,13 @@ def test_reference_time_becomes_a_finetune_kwarg():
 def test_wise_alpha_becomes_a_finetune_kwarg():
     _, ft = _configs(["--wise-alpha", "0.5"])
     assert ft["wise_alpha"] == 0.5
+
+
+def test_temporal_strategy_becomes_a_finetune_kwarg_every_variant_shares():
+    _, ft = _configs(["--temporal-strategy", "last", "--num-neighbors", "16", "8"])
+    assert ft["temporal_strategy"] == "last" and ft["num_neighbors"] == (16, 8)
+    for variant in protocol.VARIANTS:  # the same sampler for every variant
+        assert protocol.variant_config(variant, ft)[1]["temporal_strategy"] == "last"
 
 
 def test_pretraining_levers_become_pretrain_kwargs():

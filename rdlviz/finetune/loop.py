@@ -42,6 +42,7 @@ from rdlviz.nn import Backbone
 from rdlviz.nn.heads import MLPHead
 from rdlviz.sampling import NeighborLoader
 from rdlviz.sampling.history import freeze_history, stale_seed_times
+from rdlviz.sampling.sampler import check_strategy
 
 __all__ = ["finetune", "MODES"]
 
@@ -144,7 +145,8 @@ def _interpolate(start: Dict[str, torch.Tensor], end: Dict[str, torch.Tensor],
 def check_args(*, mode: str = "full", epochs: int = 20, batch_size: int = 512, head_layers: int = 2,
                patience: int = 5, lr: float = 5e-3, backbone_lr: Optional[float] = None,
                probe_epochs: int = 0, val_history: str = "seed", train_history: str = "seed",
-               reference_time: str = "seed", wise_alpha: Optional[float] = None) -> None:
+               reference_time: str = "seed", wise_alpha: Optional[float] = None,
+               temporal_strategy: str = "uniform") -> None:
     """Raise :class:`~rdlviz.errors.ConfigError` for a :func:`finetune` configuration that
     cannot run, before any data is loaded (defaults are :func:`finetune`'s).
 
@@ -180,6 +182,7 @@ def check_args(*, mode: str = "full", epochs: int = 20, batch_size: int = 512, h
                               f"needs mode='full' and probe_epochs >= 1 (got mode={mode!r}, "
                               f"probe_epochs={probe_epochs}); without head-only epochs one end would "
                               f"have a random head")
+    check_strategy(temporal_strategy)
     if reference_time not in REFERENCE_TIMES:
         raise ConfigError(f"reference_time must be one of {REFERENCE_TIMES}, got {reference_time!r}")
     if reference_time == "history" and train_history == "stale":
@@ -305,7 +308,8 @@ def finetune(
 
     check_args(mode=mode, epochs=epochs, batch_size=batch_size, head_layers=head_layers, patience=patience,
                lr=lr, backbone_lr=backbone_lr, probe_epochs=probe_epochs, val_history=val_history,
-               train_history=train_history, reference_time=reference_time, wise_alpha=wise_alpha)
+               train_history=train_history, reference_time=reference_time, wise_alpha=wise_alpha,
+               temporal_strategy=temporal_strategy)
     dataset = load(dataset)
     if isinstance(task, str):
         if task not in dataset.get_task_names():
