@@ -37,7 +37,6 @@ import error_by_time  # noqa: E402
 import protocol  # noqa: E402
 
 import rdlviz  # noqa: E402
-from rdlviz.finetune.loop import check_task_args  # noqa: E402
 from rdlviz.graph.time import to_unix_seconds  # noqa: E402
 from rdlviz.nn import Backbone  # noqa: E402
 
@@ -98,16 +97,15 @@ def main() -> None:
     pre, ft = protocol.configs(p, a)
     protocol.check_config(ft, a.variants)
     db = rdlviz.load(a.database)
-    protocol.check_tasks(db, a.tasks, ft)
-    tasks = {name: db.load_task(name) for name in a.tasks}
-    for name, task in tasks.items():
-        if check_task_args(task) != "link":
+    for name, kind in protocol.check_tasks(db, a.tasks, ft).items():
+        if kind != "link":
             p.error(f"--tasks {name}: not a link task (this script reads ranked lists)")
+    tasks = {name: db.load_task(name) for name in a.tasks}
     graph = protocol.build_graph(db, a.text, not a.no_time_features, a.drop)
+    options = protocol.graph_options(not a.no_time_features, a.drop)
     runs = {name: [] for name in a.tasks}
     for seed in a.seeds:  # one pretrained backbone per seed serves every task
-        cache = (protocol.cache_folder(a.pretrained_dir, a.database, seed, pre, a.text,
-                                       protocol.graph_options(not a.no_time_features, a.drop))
+        cache = (protocol.cache_folder(a.pretrained_dir, a.database, seed, pre, a.text, options)
                  if a.pretrained_dir else None)
         pretrained, _ = protocol.pretrained_backbone(graph, seed, pre, device=a.device, cache=cache)
         torch.manual_seed(10_000 + seed)  # the protocol's random backbone

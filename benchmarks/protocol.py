@@ -109,16 +109,18 @@ def check_config(ft: dict, variants: Sequence[str]) -> None:
         check_args(mode=mode, **{k: v for k, v in kw.items() if k in checked})
 
 
-def check_tasks(db, tasks: Sequence[str], ft: dict) -> None:
+def check_tasks(db, tasks: Sequence[str], ft: dict) -> Dict[str, str]:
     """Raise ``ConfigError`` now for a task name ``db`` lacks or a fine-tuning option one of
     ``tasks`` cannot take (a link task has one evaluation window), rather than after
-    pretraining."""
+    pretraining. Returns each task's kind (``"binary"``, ..., ``"link"``)."""
     names = db.get_task_names()
+    kinds = {}
     for name in tasks:
         if name not in names:
             raise ConfigError(f"--tasks {name}: not a task of this database; tasks: {', '.join(names)}")
-        check_task_args(db.load_task(name), train_history=ft.get("train_history", "seed"),
-                        reference_time=ft.get("reference_time", "seed"))
+        kinds[name] = check_task_args(db.load_task(name), train_history=ft.get("train_history", "seed"),
+                                      reference_time=ft.get("reference_time", "seed"))
+    return kinds
 
 
 def run_seed(db, graph, tasks: Sequence[str], seed: int, pre: dict, ft: dict, device: str = "cpu",
