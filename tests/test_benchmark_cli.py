@@ -43,12 +43,14 @@ def test_temporal_strategy_becomes_a_finetune_kwarg_every_variant_shares():
 def test_pretraining_levers_become_pretrain_kwargs():
     pre, _ = _configs(["--seed-tables", "drivers", "--seed-weighting", "uniform",
                        "--objective-weights", "link=0.5", "row=2",
-                       "--corruption-p", "0.5", "--link-holdout", "0.3"])
+                       "--corruption-p", "0.5", "--link-holdout", "0.3",
+                       "--pretrain-temporal-strategy", "last"])
     assert pre["seed_tables"] == ["drivers"]
     assert pre["seed_weighting"] == "uniform"
     assert pre["weights"] == {"link": 0.5, "row": 2.0}
     assert pre["corruption_p"] == 0.5
     assert pre["link_holdout"] == 0.3
+    assert pre["temporal_strategy"] == "last"
 
 
 @pytest.mark.parametrize("item", ["link", "lnk=0.5", "link=half"])
