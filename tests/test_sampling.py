@@ -549,7 +549,6 @@ def test_loader_matches_pyg_conventions():
 
 def check_budget_batch(spec, out, seeds, taus, budget, constrained=True):
     L = len(next(iter(budget.values())))
-    B = len(seeds)
     rows, hop, orig, tau_of = {}, {}, {}, {}
     for t in out.node_types:
         hs = hops_of(out[t].num_sampled_nodes)

@@ -341,7 +341,7 @@ def _resolve(
         elif guess_time_cols and candidates[t]:
             if len(candidates[t]) > 1:
                 raise SchemaError(
-                    f"has several DATE/TIMESTAMP columns, so its time column is ambiguous",
+                    "has several DATE/TIMESTAMP columns, so its time column is ambiguous",
                     table=t, column=", ".join(candidates[t]),
                     fix=f"declare it, e.g. time_cols={{'{t}': '{candidates[t][0]}'}}, or "
                     f"time_cols={{'{t}': None}} for a static table",

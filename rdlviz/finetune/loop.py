@@ -380,17 +380,22 @@ def finetune(
 
     def loader(split: str, shuffle: bool, epoch: int = 0) -> NeighborLoader:
         nodes, times, _, _ = splits[split]
-        sample_times, transform = times, (lambda b: b.to(device))
+
+        def to_device(b):
+            return b.to(device)
+
+        def with_true_seed_time(b):  # the model reads the true seed time: ages count from it
+            store = b[task.entity_table]
+            store.seed_time = times[store.input_id]
+            return b.to(device)
+
+        sample_times, transform = times, to_device
         if reference_time == "history" and history_end.get(split) is not None:
             # Encoded at the end of its history: a one-window forecast, as in training.
             sample_times = torch.clamp(times, max=history_end[split])
         if split == "train" and train_history == "stale":
             sample_times = stale_seed_times(times, horizon, seed=seed * 1000 + epoch)
-
-            def transform(b):  # the model reads the true seed time: ages count from it
-                store = b[task.entity_table]
-                store.seed_time = times[store.input_id]
-                return b.to(device)
+            transform = with_true_seed_time
         return NeighborLoader(data[split], num_neighbors=list(num_neighbors),
                               input_nodes=(task.entity_table, nodes), input_time=sample_times,
                               batch_size=batch_size, shuffle=shuffle,
