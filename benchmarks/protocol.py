@@ -516,7 +516,7 @@ def parser(db_name: str, default_tasks: Sequence[str], doc: str):
                         "or the most recent ones (finetune(temporal_strategy=...)); with a small fan-out, "
                         "'last' makes a seed's mean over its rows a mean over its recent form")
     p.add_argument("--pretrain-neighbors", type=int, nargs="+", default=[16, 8])
-    p.add_argument("--pretrain-temporal-strategy", default=None, choices=["uniform", "last"],
+    p.add_argument("--pretrain-temporal-strategy", default="uniform", choices=["uniform", "last"],
                    help="which earlier neighbours pretraining's subgraphs take (pretrain(temporal_strategy=...); "
                         "default uniform); 'last' matches a fine-tuning run with --temporal-strategy last")
     p.add_argument("--seed-tables", nargs="+", default=None, metavar="TABLE",
@@ -583,7 +583,7 @@ def configs(p, a):
         pre["corruption_p"] = a.corruption_p
     if a.link_holdout is not None:
         pre["link_holdout"] = a.link_holdout
-    if a.pretrain_temporal_strategy:
+    if a.pretrain_temporal_strategy != "uniform":  # an explicit default reuses the cached backbones
         pre["temporal_strategy"] = a.pretrain_temporal_strategy
     ft = dict(epochs=a.epochs, max_steps_per_epoch=a.max_steps_per_epoch, num_neighbors=tuple(a.num_neighbors),
               backbone_lr=a.backbone_lr, probe_epochs=a.probe_epochs)

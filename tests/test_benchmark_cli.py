@@ -23,6 +23,11 @@ def test_defaults_record_no_pretraining_lever():
     assert not {"train_history", "val_history", "reference_time", "wise_alpha", "temporal_strategy"} & set(ft)
 
 
+def test_explicit_uniform_pretraining_draw_keeps_the_default_config():
+    # the cache key is the pretraining config: spelling out the default must not re-pretrain
+    assert _configs(["--pretrain-temporal-strategy", "uniform"])[0] == _configs([])[0]
+
+
 def test_reference_time_becomes_a_finetune_kwarg():
     _, ft = _configs(["--reference-time", "history"])
     assert ft["reference_time"] == "history"
