@@ -3,8 +3,8 @@
 These checks read the notebooks as JSON; they do not execute them (CI does that with
 ``RDLVIZ_QUICK=1 pytest --nbmake tutorials notebooks``):
 
-* every notebook is valid nbformat, uses the ``python3`` kernel and is committed
-  without outputs or execution counts;
+* every notebook is valid nbformat (every cell with an id), uses the ``python3`` kernel
+  and is committed without outputs or execution counts;
 * tutorials are numbered 01..09 in teaching order;
 * each tutorial opens with its learning goal and closes with a summary and an exercise;
 * each notebook that trains takes its budgets from ``rdlviz.budget`` so CI's quick mode
@@ -14,6 +14,7 @@ These checks read the notebooks as JSON; they do not execute them (CI does that 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -56,6 +57,10 @@ def test_valid_and_committed_without_outputs(path):
     assert not dirty, (f"{_id(path)}: cells {dirty} have outputs or execution counts; clear them with "
                        f"`jupyter nbconvert --clear-output --inplace {_id(path)}`")
     assert any(c.cell_type == "code" and c.source.strip() for c in nb.cells), f"{_id(path)} has no code"
+    # nbformat.read fills in missing cell ids (with only a warning), so read the file itself.
+    no_id = [i for i, c in enumerate(json.loads(path.read_text())["cells"]) if "id" not in c]
+    assert not no_id, (f"{_id(path)}: cells {no_id} have no id (nbformat 4.5 requires one); "
+                       f"give each a unique short string, e.g. with nbformat.validator.normalize")
 
 
 def test_tutorials_are_numbered_in_order():
