@@ -119,7 +119,8 @@ def check_tasks(db, tasks: Sequence[str], ft: dict) -> Dict[str, str]:
         if name not in names:
             raise ConfigError(f"--tasks {name}: not a task of this database; tasks: {', '.join(names)}")
         kinds[name] = check_task_args(db.load_task(name), train_history=ft.get("train_history", "seed"),
-                                      reference_time=ft.get("reference_time", "seed"))
+                                      reference_time=ft.get("reference_time", "seed"),
+                                      min_steps_per_epoch=ft.get("min_steps_per_epoch"))
     return kinds
 
 
@@ -510,6 +511,10 @@ def parser(db_name: str, default_tasks: Sequence[str], doc: str):
     p.add_argument("--patience", type=int, default=5, help="fine-tuning early stopping (epochs)")
     p.add_argument("--pretrain-patience", type=int, default=5, help="pretraining early stopping (evaluations)")
     p.add_argument("--max-steps-per-epoch", type=int, default=None)
+    p.add_argument("--min-steps-per-epoch", type=int, default=None,
+                   help="entity tasks train on smaller batches where needed so that an epoch takes at least "
+                        "this many steps (finetune(min_steps_per_epoch=...)); at 512 rows a batch a small "
+                        "table gets a handful of steps an epoch")
     p.add_argument("--num-neighbors", type=int, nargs="+", default=[128, 64])
     p.add_argument("--temporal-strategy", default="uniform", choices=["uniform", "last"],
                    help="which of a row's earlier neighbours fine-tuning samples: any, uniformly (RelBench), "
@@ -593,6 +598,8 @@ def configs(p, a):
         ft["train_history"] = a.train_history
     if a.reference_time != "seed":
         ft["reference_time"] = a.reference_time
+    if a.min_steps_per_epoch is not None:
+        ft["min_steps_per_epoch"] = a.min_steps_per_epoch
     if a.wise_alpha is not None:
         ft["wise_alpha"] = a.wise_alpha
     if a.temporal_strategy != "uniform":

@@ -20,7 +20,8 @@ def _configs(argv):
 def test_defaults_record_no_pretraining_lever():
     pre, ft = _configs([])
     assert set(pre) == {"steps", "channels", "num_neighbors", "patience"}
-    assert not {"train_history", "val_history", "reference_time", "wise_alpha", "temporal_strategy"} & set(ft)
+    assert not {"train_history", "val_history", "reference_time", "wise_alpha", "temporal_strategy",
+                "min_steps_per_epoch"} & set(ft)
 
 
 def test_explicit_uniform_pretraining_draw_keeps_the_default_config():
@@ -31,6 +32,13 @@ def test_explicit_uniform_pretraining_draw_keeps_the_default_config():
 def test_reference_time_becomes_a_finetune_kwarg():
     _, ft = _configs(["--reference-time", "history"])
     assert ft["reference_time"] == "history"
+
+
+def test_min_steps_per_epoch_is_a_finetune_kwarg_every_variant_shares():
+    _, ft = _configs(["--min-steps-per-epoch", "20"])
+    for variant in protocol.VARIANTS:  # a budget: the same for every variant
+        assert protocol.variant_config(variant, ft)[1]["min_steps_per_epoch"] == 20
+    protocol.check_config(ft, protocol.VARIANTS)
 
 
 def test_wise_alpha_becomes_a_finetune_kwarg():

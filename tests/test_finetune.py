@@ -166,6 +166,36 @@ def test_evaluation_at_the_end_of_history_is_checked(shop, graph):
         rdlviz.finetune("rel-lahman", "player-team", mode="scratch", reference_time="history")
 
 
+def test_a_small_table_gets_the_steps_it_asks_for(shop, graph, run, monkeypatch):
+    n_train = len(shop.load_task("customer-order").get_table("train").df)
+    steps = []
+    adam_step = torch.optim.Adam.step
+
+    def counted(self, *args, **kwargs):
+        steps.append(1)
+        return adam_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counted)
+    kw = {**FT, "epochs": 1, "patience": 1, "graph": graph}
+    plain = rdlviz.finetune(shop, "customer-order", mode="scratch", **kw)
+    assert len(steps) == -(-n_train // 256) and plain.config["train_batch_size"] == 256
+    want = len(steps) + 3  # more steps than one pass at batch_size gives
+    for mode, backbone in (("scratch", None), ("probe", run)):
+        steps.clear()
+        res = rdlviz.finetune(shop, "customer-order", mode=mode, backbone=backbone,
+                              min_steps_per_epoch=want, **kw)
+        bs = res.config["train_batch_size"]
+        assert bs == -(-n_train // want) < 256, mode
+        assert len(steps) == -(-n_train // bs) >= want, mode
+
+
+def test_min_steps_per_epoch_is_checked(shop, graph):
+    with pytest.raises(ConfigError, match="min_steps_per_epoch"):
+        rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, min_steps_per_epoch=0, **FT)
+    with pytest.raises(ConfigError, match="player-team"):
+        rdlviz.finetune("rel-lahman", "player-team", mode="scratch", min_steps_per_epoch=20)
+
+
 def test_a_prediction_does_not_depend_on_its_batch(shop, graph):
     from rdlviz.graph.time import to_unix_seconds
     from rdlviz.sampling import NeighborLoader
