@@ -434,6 +434,12 @@ def _baseline_lines(out: dict, ran: Sequence[str]) -> list:
     return lines
 
 
+def _cell(xs) -> str:
+    """``mean ± std`` of per-seed metrics; one seed has no spread, so only its value."""
+    xs = np.asarray(xs, dtype=float)
+    return f"{xs.mean():.4f} ± {xs.std(ddof=1):.4f}" if len(xs) > 1 else f"{xs[0]:.4f} (one seed)"
+
+
 def markdown(out: dict) -> str:
     m = out["machine"]
     lines = [f"# {out['database']}: scratch vs probe vs fine-tuned", "",
@@ -449,8 +455,7 @@ def markdown(out: dict) -> str:
         arrow = "↑" if t["higher_is_better"] else "↓"
         cells = []
         for v in ran:
-            s = t["variants"][v]
-            cells.append(f"{s['mean']:.4f} ± {s['std']:.4f}")
+            cells.append(_cell(t["variants"][v]["per_seed"]))
         lines.append(f"| {task} | {t['metric']} {arrow} | " + " | ".join(cells) + " |")
     # The validation split is the one model selection sees; on rel-f1 the test period is
     # shifted from it (driver-position's per-driver-median baseline: val 3.65, test 4.32 MAE),
@@ -461,8 +466,7 @@ def markdown(out: dict) -> str:
         arrow = "↑" if t["higher_is_better"] else "↓"
         cells = []
         for v in ran:
-            xs = np.asarray(t["variants"][v]["val_per_seed"], dtype=float)
-            cells.append(f"{xs.mean():.4f} ± {xs.std(ddof=1) if len(xs) > 1 else 0.0:.4f}")
+            cells.append(_cell(t["variants"][v]["val_per_seed"]))
         lines.append(f"| {task} | {t['metric']} {arrow} | " + " | ".join(cells) + " |")
     if {"finetune", "scratch"} <= set(ran):
         lines += ["", "Paired wins of fine-tuned (P&F) over scratch (B), seeds where P&F is better: " +

@@ -157,3 +157,10 @@ def test_a_run_refuses_a_wrong_baseline_before_it_trains(results_dir):
         protocol.run_protocol("db", ["t-cls"], [5], {}, {}, baseline=base)
     with pytest.raises(ValueError, match="no task 't-other'"):
         protocol.run_protocol("db", ["t-other"], [0], {}, {}, baseline=base)
+
+
+def test_a_one_seed_table_claims_no_spread():
+    one = protocol.markdown(protocol.summarize("db", [_record(0)], CONFIG, MACHINE))
+    assert "(one seed)" in one and "± 0.0000" not in one
+    two = protocol.markdown(protocol.summarize("db", [_record(0), _record(1)], CONFIG, MACHINE))
+    assert "(one seed)" not in two and "± 0.0071" in two  # the test spread of 0.50 and 0.51
