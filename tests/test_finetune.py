@@ -192,6 +192,9 @@ def test_a_small_table_gets_the_steps_it_asks_for(shop, graph, run, monkeypatch)
 def test_min_steps_per_epoch_is_checked(shop, graph):
     with pytest.raises(ConfigError, match="min_steps_per_epoch"):
         rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, min_steps_per_epoch=0, **FT)
+    with pytest.raises(ConfigError, match="exceeds max_steps_per_epoch"):
+        rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, min_steps_per_epoch=20,
+                        max_steps_per_epoch=10, **FT)
     with pytest.raises(ConfigError, match="player-team"):
         rdlviz.finetune("rel-lahman", "player-team", mode="scratch", min_steps_per_epoch=20)
 

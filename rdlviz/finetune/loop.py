@@ -146,7 +146,8 @@ def check_args(*, mode: str = "full", epochs: int = 20, batch_size: int = 512, h
                patience: int = 5, lr: float = 5e-3, backbone_lr: Optional[float] = None,
                probe_epochs: int = 0, val_history: str = "seed", train_history: str = "seed",
                reference_time: str = "seed", wise_alpha: Optional[float] = None,
-               temporal_strategy: str = "uniform", min_steps_per_epoch: Optional[int] = None) -> None:
+               temporal_strategy: str = "uniform", max_steps_per_epoch: Optional[int] = None,
+               min_steps_per_epoch: Optional[int] = None) -> None:
     """Raise :class:`~rdlviz.errors.ConfigError` for a :func:`finetune` configuration that
     cannot run, before any data is loaded (defaults are :func:`finetune`'s).
 
@@ -167,6 +168,10 @@ def check_args(*, mode: str = "full", epochs: int = 20, batch_size: int = 512, h
             raise ConfigError(f"{name} must be >= 1, got {v}")
     if min_steps_per_epoch is not None and min_steps_per_epoch < 1:
         raise ConfigError(f"min_steps_per_epoch must be >= 1 or None, got {min_steps_per_epoch}")
+    if None not in (min_steps_per_epoch, max_steps_per_epoch) and min_steps_per_epoch > max_steps_per_epoch:
+        raise ConfigError(f"min_steps_per_epoch={min_steps_per_epoch} exceeds max_steps_per_epoch="
+                          f"{max_steps_per_epoch}: the smaller batches would leave rows out of every "
+                          f"epoch; lower min_steps_per_epoch or raise max_steps_per_epoch")
     if lr <= 0 or (backbone_lr is not None and backbone_lr <= 0):
         raise ConfigError(f"learning rates must be > 0, got lr={lr}, backbone_lr={backbone_lr}")
     if probe_epochs < 0:
@@ -332,7 +337,8 @@ def finetune(
     check_args(mode=mode, epochs=epochs, batch_size=batch_size, head_layers=head_layers, patience=patience,
                lr=lr, backbone_lr=backbone_lr, probe_epochs=probe_epochs, val_history=val_history,
                train_history=train_history, reference_time=reference_time, wise_alpha=wise_alpha,
-               temporal_strategy=temporal_strategy, min_steps_per_epoch=min_steps_per_epoch)
+               temporal_strategy=temporal_strategy, max_steps_per_epoch=max_steps_per_epoch,
+               min_steps_per_epoch=min_steps_per_epoch)
     dataset = load(dataset)
     if isinstance(task, str):
         if task not in dataset.get_task_names():
