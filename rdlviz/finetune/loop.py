@@ -23,6 +23,7 @@ is selected; test labels are read once, after selection, by ``task.evaluate``.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
@@ -377,7 +378,7 @@ def finetune(
     y_train = splits["train"][2]
     train_batch_size = batch_size
     if min_steps_per_epoch is not None:
-        train_batch_size = min(batch_size, max(1, -(-len(y_train) // min_steps_per_epoch)))
+        train_batch_size = min(batch_size, max(1, math.ceil(len(y_train) / min_steps_per_epoch)))
     if kind == "multiclass":
         out_channels = int(max(splits["train"][2].max(), splits["val"][2].max())) + 1
     else:
@@ -403,7 +404,7 @@ def finetune(
 
     horizon = int(pd.Timedelta(task.timedelta).total_seconds()) * int(getattr(task, "num_eval_timestamps", 1))
 
-    def loader(split: str, shuffle: bool, epoch: int = 0) -> NeighborLoader:
+    def loader(split: str, shuffle: bool, epoch: int = 0, rows: int = batch_size) -> NeighborLoader:
         nodes, times, _, _ = splits[split]
 
         def to_device(b):
@@ -423,8 +424,8 @@ def finetune(
             transform = with_true_seed_time
         return NeighborLoader(data[split], num_neighbors=list(num_neighbors),
                               input_nodes=(task.entity_table, nodes), input_time=sample_times,
-                              batch_size=train_batch_size if shuffle else batch_size,  # shuffled: training
-                              shuffle=shuffle, temporal_strategy=temporal_strategy, seed=seed * 1000 + epoch,
+                              batch_size=rows, shuffle=shuffle,
+                              temporal_strategy=temporal_strategy, seed=seed * 1000 + epoch,
                               transform=transform)
 
     @torch.no_grad()
@@ -500,7 +501,7 @@ def finetune(
             t0 = time.perf_counter()
             model.train()
             total, count = 0.0, 0
-            batches = loader("train", shuffle=True, epoch=epoch)
+            batches = loader("train", shuffle=True, epoch=epoch, rows=train_batch_size)
             n_steps = len(batches) if max_steps_per_epoch is None else min(len(batches), max_steps_per_epoch)
             bar = tqdm(batches, total=n_steps, desc=f"{task.name} {mode} epoch {epoch}",
                        disable=not progress, leave=False)
