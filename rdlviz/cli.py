@@ -84,7 +84,8 @@ def cmd_finetune(a) -> None:
     graph = _graph(db, a.text)
     res = rdlviz.finetune(db, a.task, backbone=a.checkpoint, mode=a.mode, graph=graph,
                           epochs=a.epochs, batch_size=a.batch_size, seed=a.seed,
-                          max_steps_per_epoch=a.max_steps_per_epoch)
+                          max_steps_per_epoch=a.max_steps_per_epoch,
+                          min_steps_per_epoch=a.min_steps_per_epoch)
     print(res)
     print(json.dumps({"val": res.val, "test": res.test, "seconds": res.seconds}, indent=2))
 
@@ -214,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--epochs", type=int, default=20)
     ft.add_argument("--batch-size", type=int, default=512)
     ft.add_argument("--max-steps-per-epoch", type=int, default=None)
+    ft.add_argument("--min-steps-per-epoch", type=int, default=None,
+                    help="entity tasks: smaller training batches, so an epoch takes at least this many steps")
     ft.add_argument("--seed", type=int, default=0)
     ft.set_defaults(fn=cmd_finetune)
 

@@ -42,3 +42,11 @@ def test_every_command_has_help():
         with pytest.raises(SystemExit) as e:
             parser.parse_args(cmd + ["--help"])
         assert e.value.code == 0
+
+
+def test_finetune_passes_min_steps_per_epoch_on(capsys):
+    # The link task refuses the option, which shows it reached rdlviz.finetune.
+    command = ["finetune", "rel-lahman", "player-team", "--mode", "scratch", "--text", "hash",
+               "--min-steps-per-epoch", "20"]
+    assert main(command) == 2
+    assert "min_steps_per_epoch is for entity tasks" in capsys.readouterr().err

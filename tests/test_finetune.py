@@ -3,6 +3,8 @@ selection, and runs are reproducible."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -187,6 +189,17 @@ def test_a_small_table_gets_the_steps_it_asks_for(shop, graph, run, monkeypatch)
         bs = res.config["train_batch_size"]
         assert bs == -(-n_train // want) < 256, mode
         assert len(steps) == -(-n_train // bs) >= want, mode
+
+
+def test_an_epoch_of_few_steps_is_warned_about(shop, graph):
+    n_train = len(shop.load_task("customer-order").get_table("train").df)
+    kw = {**FT, "epochs": 1, "patience": 1, "graph": graph, "batch_size": n_train}
+    with pytest.warns(UserWarning, match=r"'customer-order'.* give 1 optimisation step"):
+        rdlviz.finetune(shop, "customer-order", mode="scratch", **kw)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rdlviz.finetune(shop, "customer-order", mode="scratch", min_steps_per_epoch=10, **kw)
+    assert not [w for w in caught if "optimisation step" in str(w.message)]
 
 
 def test_min_steps_per_epoch_is_checked(shop, graph):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
@@ -225,6 +226,21 @@ def check_task_args(task, *, train_history: str = "seed", reference_time: str = 
     return kind
 
 
+# Below this many Adam steps an epoch, the epoch budget starves the head: measured on
+# rel-lahman team-win-ratio (1 step an epoch) and rel-f1 driver-top3 (3), where 20 steps
+# an epoch improved validation (docs/protocol.md, "Enough steps for a small table").
+FEW_STEPS_PER_EPOCH = 10
+
+
+def _warn_few_steps(task_name: str, n_train: int, batch_size: int) -> None:
+    steps = math.ceil(n_train / batch_size)
+    if steps < FEW_STEPS_PER_EPOCH:
+        warnings.warn(
+            f"task '{task_name}': {n_train:,} training rows at batch_size={batch_size} give {steps} "
+            f"optimisation step(s) an epoch, so {steps} x epochs in all; pass min_steps_per_epoch=20 "
+            f"(or a smaller batch_size) to give the model enough steps", UserWarning, stacklevel=3)
+
+
 def finetune(
     dataset,
     task,
@@ -285,7 +301,9 @@ def finetune(
             a batch, rel-f1's driver-top3 (1,353 rows) gets 3 steps an epoch and
             rel-lahman's team-win-ratio (510 rows) one, so 10 epochs are 30 and 10
             Adam steps. Only training batches shrink: the seeds a frozen backbone
-            embeds, and validation and test, go in batches of ``batch_size``.
+            embeds, and validation and test, go in batches of ``batch_size``. Left at
+            None, a task whose epoch has fewer than ``FEW_STEPS_PER_EPOCH`` (10) steps
+            gets a ``UserWarning`` that says so.
         val_history: what a validation seed may see. ``"seed"`` (RelBench's protocol):
             every row up to the seed's own time. ``"cutoff"``: rows up to the val cutoff
             only (:func:`~rdlviz.sampling.history.freeze_history`), the way every test
@@ -379,6 +397,8 @@ def finetune(
     train_batch_size = batch_size
     if min_steps_per_epoch is not None:
         train_batch_size = min(batch_size, max(1, math.ceil(len(y_train) / min_steps_per_epoch)))
+    else:
+        _warn_few_steps(task.name, len(y_train), batch_size)
     if kind == "multiclass":
         out_channels = int(max(splits["train"][2].max(), splits["val"][2].max())) + 1
     else:
