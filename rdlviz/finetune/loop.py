@@ -226,19 +226,21 @@ def check_task_args(task, *, train_history: str = "seed", reference_time: str = 
     return kind
 
 
-# Below this many Adam steps an epoch, the epoch budget starves the head: measured on
-# rel-lahman team-win-ratio (1 step an epoch) and rel-f1 driver-top3 (3), where 20 steps
-# an epoch improved validation (docs/protocol.md, "Enough steps for a small table").
+# Below this many Adam steps an epoch, the epoch budget starves the model: on rel-lahman
+# team-win-ratio (1 step an epoch) and rel-f1 driver-top3 (3), 20 steps an epoch improved
+# scratch's validation metric on every seed measured (docs/protocol.md, point 8 and
+# "Enough steps for a small table").
 FEW_STEPS_PER_EPOCH = 10
 
 
-def _warn_few_steps(task_name: str, n_train: int, batch_size: int) -> None:
+def _warn_few_steps(task_name: str, n_train: int, batch_size: int, epochs: int) -> None:
     steps = math.ceil(n_train / batch_size)
     if steps < FEW_STEPS_PER_EPOCH:
         warnings.warn(
             f"task '{task_name}': {n_train:,} training rows at batch_size={batch_size} give {steps} "
-            f"optimisation step(s) an epoch, so {steps} x epochs in all; pass min_steps_per_epoch=20 "
-            f"(or a smaller batch_size) to give the model enough steps", UserWarning, stacklevel=3)
+            f"optimisation step(s) an epoch, {steps * epochs} in {epochs} epochs; pass "
+            f"min_steps_per_epoch=20 (or a smaller batch_size) to give the model enough steps",
+            UserWarning, stacklevel=3)
 
 
 def finetune(
@@ -398,7 +400,7 @@ def finetune(
     if min_steps_per_epoch is not None:
         train_batch_size = min(batch_size, max(1, math.ceil(len(y_train) / min_steps_per_epoch)))
     else:
-        _warn_few_steps(task.name, len(y_train), batch_size)
+        _warn_few_steps(task.name, len(y_train), batch_size, epochs)
     if kind == "multiclass":
         out_channels = int(max(splits["train"][2].max(), splits["val"][2].max())) + 1
     else:
