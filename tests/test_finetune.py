@@ -196,6 +196,10 @@ def test_an_epoch_of_few_steps_is_warned_about(shop, graph):
     kw = {**FT, "epochs": 1, "patience": 1, "graph": graph, "batch_size": n_train}
     with pytest.warns(UserWarning, match=r"'customer-order'.* give 1 optimisation step"):
         rdlviz.finetune(shop, "customer-order", mode="scratch", **kw)
+    # A cap on the steps counts too, and the advice must fit under it.
+    capped = {**kw, "batch_size": 1, "max_steps_per_epoch": 2}
+    with pytest.warns(UserWarning, match=r"give 2 optimisation step.*max_steps_per_epoch>=20 \(now 2\)"):
+        rdlviz.finetune(shop, "customer-order", mode="scratch", **capped)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rdlviz.finetune(shop, "customer-order", mode="scratch", min_steps_per_epoch=10, **kw)

@@ -233,13 +233,19 @@ def check_task_args(task, *, train_history: str = "seed", reference_time: str = 
 FEW_STEPS_PER_EPOCH = 10
 
 
-def _warn_few_steps(task_name: str, n_train: int, batch_size: int, epochs: int) -> None:
+def _warn_few_steps(task_name: str, n_train: int, batch_size: int, epochs: int,
+                    max_steps_per_epoch: Optional[int]) -> None:
     steps = math.ceil(n_train / batch_size)
+    if max_steps_per_epoch is not None:
+        steps = min(steps, max_steps_per_epoch)
     if steps < FEW_STEPS_PER_EPOCH:
+        # The fix must also fit under a cap: min_steps_per_epoch > max_steps_per_epoch is refused.
+        cap = ("" if max_steps_per_epoch is None or max_steps_per_epoch >= 20
+               else f" and max_steps_per_epoch>=20 (now {max_steps_per_epoch})")
         warnings.warn(
             f"task '{task_name}': {n_train:,} training rows at batch_size={batch_size} give {steps} "
             f"optimisation step(s) an epoch, {steps * epochs} in {epochs} epochs; pass "
-            f"min_steps_per_epoch=20 (or a smaller batch_size) to give the model enough steps",
+            f"min_steps_per_epoch=20{cap} (or a smaller batch_size) to give the model enough steps",
             UserWarning, stacklevel=3)
 
 
@@ -305,6 +311,7 @@ def finetune(
             Adam steps. Only training batches shrink: the seeds a frozen backbone
             embeds, and validation and test, go in batches of ``batch_size``. Left at
             None, a task whose epoch has fewer than ``FEW_STEPS_PER_EPOCH`` (10) steps
+            (after ``max_steps_per_epoch``'s cap)
             gets a ``UserWarning`` that says so.
         val_history: what a validation seed may see. ``"seed"`` (RelBench's protocol):
             every row up to the seed's own time. ``"cutoff"``: rows up to the val cutoff
@@ -400,7 +407,7 @@ def finetune(
     if min_steps_per_epoch is not None:
         train_batch_size = min(batch_size, max(1, math.ceil(len(y_train) / min_steps_per_epoch)))
     else:
-        _warn_few_steps(task.name, len(y_train), batch_size, epochs)
+        _warn_few_steps(task.name, len(y_train), batch_size, epochs, max_steps_per_epoch)
     if kind == "multiclass":
         out_channels = int(max(splits["train"][2].max(), splits["val"][2].max())) + 1
     else:
