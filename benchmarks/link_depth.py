@@ -22,6 +22,7 @@ MAP@3 0.12), still far from the rule.
     python benchmarks/link_depth.py                  # seed 0, 4 epochs per depth, hash text
     python benchmarks/link_depth.py --text minilm --out link_depth-minilm
     python benchmarks/link_depth.py --layers 2 --lr 1e-3 --seeds 0 1 --out link_depth-lr1e-3
+    python benchmarks/link_depth.py --layers 2 --pair-features --out link_depth-pair
 
 Writes benchmarks/results/link_depth.json and .md (``--out`` names them). On the 2-core
 Xeon, a run took 270-450 s with two layers and 470-690 s with three (one core each).
@@ -63,6 +64,8 @@ def main() -> None:
                    help="depths to train (each with its fan-out above)")
     p.add_argument("--lr", type=float, default=DEFAULT_LR,
                    help=f"Adam learning rate (finetune's default {DEFAULT_LR:g})")
+    p.add_argument("--pair-features", action="store_true",
+                   help="add the pair term (rdlviz.finetune.pair_features); off by default, the two towers alone")
     p.add_argument("--out", default="link_depth", help="results name under benchmarks/results")
     a = p.parse_args()
     ds = rdlviz.load("rel-lahman")
@@ -74,8 +77,10 @@ def main() -> None:
             fanout = FANOUTS[layers]
             res = rdlviz.finetune(ds, "player-team", mode="scratch", graph=graph, epochs=a.epochs, lr=a.lr,
                                   patience=a.epochs, probe_epochs=0, num_neighbors=fanout,
-                                  temporal_strategy="last", seed=seed, progress=False)
+                                  temporal_strategy="last", pair_features=a.pair_features, seed=seed,
+                                  progress=False)
             runs.append({"seed": seed, "layers": layers, "num_neighbors": fanout, "lr": a.lr,
+                         "pair_features": a.pair_features,
                          "train_loss": [round(x, 4) for x in res.history.train_loss],
                          "val_map_per_epoch": [round(x, 4) for x in res.history.val_map],
                          "best_epoch": res.best_epoch, "val_map": res.val["map"], "test_map": res.test["map"],
@@ -84,8 +89,9 @@ def main() -> None:
     command = "python benchmarks/link_depth.py " + " ".join(sys.argv[1:])
     payload = {"machine": _common.machine(), "command": command.strip(), "text": a.text,
                "log_candidates": math.log(n_franchises), "runs": runs}
+    model = "two-tower model with the pair term" if a.pair_features else "two-tower model"
     md = ["# rel-lahman player-team: two-tower depth", "",
-          f"Scratch two-tower model, each seed's most recent rows, {a.epochs} epochs, text `{a.text}`, "
+          f"Scratch {model}, each seed's most recent rows, {a.epochs} epochs, text `{a.text}`, "
           f"learning rate {a.lr:g}; "
           f"`{payload['command']}`. A model that ranks at random has a training loss near "
           f"log {n_franchises} = {math.log(n_franchises):.3f} (a little lower where a player has "

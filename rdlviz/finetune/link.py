@@ -1,9 +1,12 @@
-"""Link (recommendation) tasks, e.g. rel-f1 ``driver-circuit-compete``: a two-tower model.
+"""Link (recommendation) tasks, e.g. rel-f1 ``driver-circuit-compete``: a two-tower model
+with pair features.
 
 Both towers are the same backbone. A source entity is embedded from its temporal subgraph
 at the seed time; a destination entity likewise at the same time; the score is
-``s(u, v) = MLP(h_u) · h_v``. Evaluation ranks every destination for every source at each
-seed time and keeps the top ``eval_k``, which is what RelBench's MAP@k scores.
+``s(u, v) = MLP(h_u) · h_v + φ(z(u, v, t))``, where ``z`` says whether, how often and how
+recently the source's past reaches the destination (:mod:`rdlviz.finetune.pair_features`)
+and ``φ`` is a small MLP; ``pair_features=False`` leaves the two-tower term alone.
+Evaluation ranks every destination for every source at each seed time and keeps the top ``eval_k``, which is what RelBench's MAP@k scores.
 
 Training mirrors evaluation. A step takes whole training rows ``(time, source, [dst, …])``
 of a few seed times and scores each source against a candidate set of destinations embedded
@@ -37,6 +40,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from rdlviz.errors import TaskError
+from rdlviz.finetune.pair_features import NUM_PAIR_FEATURES, pair_features as compute_pair_features
 from rdlviz.finetune.result import FinetuneResult
 from rdlviz.graph.time import to_unix_seconds
 from rdlviz.nn.heads import MLPHead
@@ -119,7 +123,7 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
                   backbone_lr: Optional[float], probe_epochs: int, head_layers: int,
                   wise_alpha: Optional[float], patience: int, max_steps_per_epoch: Optional[int],
                   backbone_kwargs: Optional[Dict[str, Any]], seed: int, progress: bool,
-                  device="cpu") -> FinetuneResult:
+                  pair_features: bool = True, device="cpu") -> FinetuneResult:
     """Train and evaluate a two-tower model on a link task (see the module docstring).
 
     The schedule is the entity tasks': ``mode="probe"`` trains the head alone,
@@ -134,7 +138,13 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
     defaults.update(backbone_kwargs or {})
     net = _resolve_backbone(backbone, graph, mode, defaults)
     head = MLPHead(net.channels, net.channels, num_layers=head_layers)
-    model = torch.nn.ModuleDict({"backbone": net, "head": head}).to(device)
+    parts = {"backbone": net, "head": head}
+    if pair_features:
+        # φ: a head of its own, trained (and selected) with the two-tower head.
+        parts["pair"] = torch.nn.Sequential(torch.nn.Linear(NUM_PAIR_FEATURES, 16), torch.nn.ReLU(),
+                                            torch.nn.Linear(16, 1))
+    model = torch.nn.ModuleDict(parts).to(device)
+    heads = torch.nn.ModuleList([m for k, m in parts.items() if k != "backbone"])
     n_dst = graph.data[task.dst_entity_table].num_nodes
     src_t, dst_t = task.src_entity_table, task.dst_entity_table
     all_dst = torch.arange(n_dst)
@@ -153,18 +163,42 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
     def embed_src(src: torch.Tensor, src_time: torch.Tensor, key: int, batch_size: int) -> torch.Tensor:
         return head(_embed(net, graph, src_t, src, src_time, seed=key, batch_size=batch_size, **kw))
 
-    @torch.no_grad()
-    def rank(table_df: pd.DataFrame) -> np.ndarray:
-        model.eval()
-        pred = np.zeros((len(table_df), task.eval_k), dtype=np.int64)
+    def features(times: torch.Tensor, src: torch.Tensor):
+        """The rows' pair features (fixed trees: keyed by ``seed`` alone), or ``None``."""
+        if not pair_features:
+            return None
+        return compute_pair_features(graph.data, src_t, dst_t, src, times, num_neighbors,
+                                     temporal_strategy, seed=seed)
+
+    def add_pair_term(logits: torch.Tensor, feats, rows: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        """``logits [R, C]`` plus ``φ(z)`` of each (row, candidate): ``φ(0)`` where the
+        row's past does not reach the candidate, a constant shift that ranks nothing."""
+        if feats is None:
+            return logits
+        phi = parts["pair"]
+        i, j, z = feats.select(rows, slot)
+        term = phi(logits.new_zeros(1, NUM_PAIR_FEATURES)).expand_as(logits).clone()
+        term[i, j] = phi(z.to(logits.device)).squeeze(1)
+        return logits + term
+
+    def table_rows(table_df: pd.DataFrame):
+        """``(times, src, pair features)`` of an evaluation table's rows."""
         times = torch.from_numpy(to_unix_seconds(table_df[task.time_col]))
         src = torch.from_numpy(table_df[task.src_entity_col].to_numpy().astype(np.int64))
+        return times, src, features(times, src)
+
+    @torch.no_grad()
+    def rank(table_rows) -> np.ndarray:
+        model.eval()
+        times, src, feats = table_rows
+        pred = np.zeros((len(times), task.eval_k), dtype=np.int64)
         k = min(task.eval_k, n_dst)
         for t in torch.unique(times):
             rows = torch.nonzero(times == t).flatten()
             h_dst = embed_dst(all_dst, t.view(1), key=seed, batch_size=1024)[0]
             h_src = embed_src(src[rows], times[rows], key=seed, batch_size=1024)
-            pred[rows.numpy(), :k] = (h_src @ h_dst.T).topk(k, dim=1).indices.cpu().numpy()
+            logits = add_pair_term(h_src @ h_dst.T, feats, rows, all_dst)
+            pred[rows.numpy(), :k] = logits.topk(k, dim=1).indices.cpu().numpy()
         return pred
 
     def step_loss(rows: torch.Tensor, key: int) -> torch.Tensor:
@@ -186,6 +220,7 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
         h_dst = embed_dst(cand, times, key, batch_size=len(cand) * len(times))
         h_src = embed_src(row_src[rows], row_time[rows], key, batch_size=len(rows))
         logits = (h_src @ h_dst.flatten(0, 1).T).view(len(rows), len(times), -1)[torch.arange(len(rows)), t_of]
+        logits = add_pair_term(logits, train_feats, rows, slot)
         positive = torch.zeros_like(logits, dtype=torch.bool)
         positive[r, c] = True
         target = F.one_hot(c, len(cand)).bool()
@@ -196,7 +231,7 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
     def train_epoch(opt, epoch: int, train_backbone: bool, desc: str) -> float:
         """One pass over the training rows; the backbone is fixed unless ``train_backbone``.
         ``epoch`` keys the step order, the candidates and the sampled subgraphs."""
-        net.train(train_backbone), head.train()
+        net.train(train_backbone), heads.train()
         for p in net.parameters():
             p.requires_grad_(train_backbone)
         steps = _steps(row_time, row_pairs, batch_size, min(n_dst, MAX_CANDIDATES), gen)
@@ -213,13 +248,15 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
             p.requires_grad_(True)
         return total / max(len(steps), 1)
 
+    train_feats = features(row_time, row_src)
     val_table = task.get_table("val")
+    val_rows = table_rows(val_table.df)
     history, best, best_state, best_epoch, bad = [], None, None, 0, 0
     t_train = t_eval = 0.0
     lp_state = None
     if mode != "probe" and probe_epochs > 0:
         # LP-FT: fit the head on the backbone's features first; these epochs select nothing.
-        opt = torch.optim.Adam(head.parameters(), lr=lr)
+        opt = torch.optim.Adam(heads.parameters(), lr=lr)
         for epoch in range(1, probe_epochs + 1):
             t0 = time.perf_counter()
             train_epoch(opt, 100_000 + epoch, train_backbone=False,  # keys apart from the full epochs'
@@ -227,7 +264,7 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
             t_train += time.perf_counter() - t0
         if wise_alpha is not None:  # WiSE-FT's first end
             lp_state = copy.deepcopy(model.state_dict())
-    params = [{"params": head.parameters(), "lr": lr}]
+    params = [{"params": heads.parameters(), "lr": lr}]
     if mode != "probe":
         params.append({"params": net.parameters(), "lr": backbone_lr if backbone_lr is not None else lr})
     opt = torch.optim.Adam(params)
@@ -236,7 +273,7 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
         train_loss = train_epoch(opt, epoch, train_backbone=mode != "probe", desc=f"{task.name} {mode} epoch {epoch}")
         t_train += time.perf_counter() - t0
         t0 = time.perf_counter()
-        score = float(task.evaluate(rank(val_table.df), val_table)["map"])
+        score = float(task.evaluate(rank(val_rows), val_table)["map"])
         t_eval += time.perf_counter() - t0
         history.append({"epoch": epoch, "train_loss": train_loss, "val_map": score,
                         "time": time.perf_counter() - t_start})
@@ -251,7 +288,7 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
         best_state = _interpolate(lp_state, best_state, wise_alpha)
     model.load_state_dict(best_state)
     t0 = time.perf_counter()
-    preds = {"val": rank(val_table.df), "test": rank(task.get_table("test").df)}
+    preds = {"val": rank(val_rows), "test": rank(table_rows(task.get_table("test").df))}
     val = {"map": float(task.evaluate(preds["val"], val_table)["map"])}
     # Test targets are read here, once, after model selection.
     test = {"map": float(task.evaluate(preds["test"])["map"])}
@@ -265,6 +302,6 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
                                            lr=lr, backbone_lr=backbone_lr, probe_epochs=probe_epochs,
                                            head_layers=head_layers, patience=patience,
                                            max_steps_per_epoch=max_steps_per_epoch, wise_alpha=wise_alpha,
-                                           seed=seed, backbone=net.config()),
+                                           pair_features=pair_features, seed=seed, backbone=net.config()),
         model=model,
     )

@@ -201,7 +201,7 @@ def check_args(*, mode: str = "full", epochs: int = 20, batch_size: int = 512, h
 
 
 def check_task_args(task, *, train_history: str = "seed", reference_time: str = "seed",
-                    min_steps_per_epoch: Optional[int] = None) -> str:
+                    min_steps_per_epoch: Optional[int] = None, pair_features: Optional[bool] = None) -> str:
     """The kind of ``task`` (``"binary"``, ``"regression"``, ``"multiclass"`` or ``"link"``);
     raise :class:`~rdlviz.errors.ConfigError` for an option that does not apply to it.
 
@@ -223,6 +223,9 @@ def check_task_args(task, *, train_history: str = "seed", reference_time: str = 
     if kind == "link" and min_steps_per_epoch is not None:
         raise ConfigError(f"min_steps_per_epoch is for entity tasks; link task '{task.name}' groups its "
                           f"steps by seed time (set batch_size instead), so use min_steps_per_epoch=None")
+    if kind != "link" and pair_features is not None:
+        raise ConfigError(f"pair_features is for link tasks; '{task.name}' is a {kind} task, so leave "
+                          f"pair_features=None")
     return kind
 
 
@@ -271,6 +274,7 @@ def finetune(
     train_history: str = "seed",
     reference_time: str = "seed",
     wise_alpha: Optional[float] = None,
+    pair_features: Optional[bool] = None,
     backbone_kwargs: Optional[Dict[str, Any]] = None,
     seed: int = 0,
     progress: bool = True,
@@ -345,6 +349,10 @@ def finetune(
             them free of loss barriers. ``None`` (default) returns ``θ_FT``, as ``1.0``
             does. The result's validation and test metrics are the interpolated model's;
             the epoch is still selected on the fine-tuned one.
+        pair_features: link tasks only (``None`` = ``True``): add to the two-tower score a
+            learned term of whether, how often and how recently the source's past reaches
+            the destination (:mod:`rdlviz.finetune.pair_features`); ``False`` scores with
+            the two towers alone.
         backbone_kwargs: architecture for ``mode="scratch"`` without a backbone
             (see :class:`~rdlviz.nn.Backbone`; default 128 channels,
             ``len(num_neighbors)`` layers).
@@ -373,7 +381,7 @@ def finetune(
             raise TaskError(f"not a task of this database; tasks: {dataset.get_task_names()}", task=task)
         task = dataset.load_task(task)
     kind = check_task_args(task, train_history=train_history, reference_time=reference_time,
-                           min_steps_per_epoch=min_steps_per_epoch)
+                           min_steps_per_epoch=min_steps_per_epoch, pair_features=pair_features)
     if graph is None:
         graph = getattr(backbone, "graph", None)
     if graph is None:
@@ -393,7 +401,8 @@ def finetune(
                              temporal_strategy=temporal_strategy, lr=lr, backbone_lr=backbone_lr,
                              probe_epochs=probe_epochs, head_layers=head_layers, wise_alpha=wise_alpha,
                              patience=patience, max_steps_per_epoch=max_steps_per_epoch,
-                             backbone_kwargs=backbone_kwargs, seed=seed, progress=progress, device=device)
+                             backbone_kwargs=backbone_kwargs, seed=seed, progress=progress,
+                             pair_features=pair_features is not False, device=device)
 
     t_start = time.perf_counter()
     torch.manual_seed(seed)
