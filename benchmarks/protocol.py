@@ -120,7 +120,8 @@ def check_tasks(db, tasks: Sequence[str], ft: dict) -> Dict[str, str]:
             raise ConfigError(f"--tasks {name}: not a task of this database; tasks: {', '.join(names)}")
         kinds[name] = check_task_args(db.load_task(name), train_history=ft.get("train_history", "seed"),
                                       reference_time=ft.get("reference_time", "seed"),
-                                      min_steps_per_epoch=ft.get("min_steps_per_epoch"))
+                                      min_steps_per_epoch=ft.get("min_steps_per_epoch"),
+                                      pair_features=ft.get("pair_features"))
     return kinds
 
 
@@ -557,6 +558,9 @@ def parser(db_name: str, default_tasks: Sequence[str], doc: str):
                    help="the time evaluation seeds are encoded at: their own (RelBench) or the end of the "
                         "history they see, min(seed time, cutoff) (finetune(reference_time=...)); changes "
                         "every variant's test numbers, not what is trained")
+    p.add_argument("--no-pair-features", action="store_true",
+                   help="link tasks: score with the two towers alone, without the pair term "
+                        "(finetune(pair_features=False)), as every link result before that term was")
     p.add_argument("--no-time-features", action="store_true",
                    help="leave timestamp columns out of the features (build_graph(time_features=False))")
     p.add_argument("--drop", nargs="+", default=[], metavar="TABLE.COLUMN",
@@ -608,6 +612,8 @@ def configs(p, a):
         ft["wise_alpha"] = a.wise_alpha
     if a.temporal_strategy != "uniform":
         ft["temporal_strategy"] = a.temporal_strategy
+    if a.no_pair_features:
+        ft["pair_features"] = False
     return {**pre, "patience": a.pretrain_patience}, {**ft, "patience": a.patience}
 
 

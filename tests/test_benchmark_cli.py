@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from rdlviz.errors import ConfigError
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 protocol = importlib.import_module("protocol")
 
@@ -21,7 +23,7 @@ def test_defaults_record_no_pretraining_lever():
     pre, ft = _configs([])
     assert set(pre) == {"steps", "channels", "num_neighbors", "patience"}
     assert not {"train_history", "val_history", "reference_time", "wise_alpha", "temporal_strategy",
-                "min_steps_per_epoch"} & set(ft)
+                "min_steps_per_epoch", "pair_features"} & set(ft)
 
 
 def test_explicit_uniform_pretraining_draw_keeps_the_default_config():
@@ -39,6 +41,15 @@ def test_min_steps_per_epoch_is_a_finetune_kwarg_every_variant_shares():
     for variant in protocol.VARIANTS:  # a budget: the same for every variant
         assert protocol.variant_config(variant, ft)[1]["min_steps_per_epoch"] == 20
     protocol.check_config(ft, protocol.VARIANTS)
+
+
+def test_no_pair_features_reaches_link_tasks_and_is_refused_for_entity_tasks(shop, shop_links):
+    _, ft = _configs(["--no-pair-features"])
+    for variant in protocol.VARIANTS:  # the same model for every variant
+        assert protocol.variant_config(variant, ft)[1]["pair_features"] is False
+    assert protocol.check_tasks(shop_links, ["customer-product"], ft) == {"customer-product": "link"}
+    with pytest.raises(ConfigError, match="pair_features is for link tasks"):
+        protocol.check_tasks(shop, ["customer-order"], ft)
 
 
 def test_wise_alpha_becomes_a_finetune_kwarg():
