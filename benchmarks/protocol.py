@@ -207,6 +207,16 @@ def graph_options(time_features: bool, drop: Sequence[str]) -> Optional[dict]:
     return {"time_features": time_features, "drop": sorted(drop)} if not time_features or drop else None
 
 
+def link_model(kinds: Dict[str, str], ft: dict) -> dict:
+    """``{"link_model": ...}`` when a link task is scored with the pair term, else ``{}``:
+    the pair term came on by default after the first link results, which were the two
+    towers alone, so a config without the key still means two towers and merges with them
+    (``--no-pair-features`` runs included), and one with it does not."""
+    if "link" in kinds.values() and ft.get("pair_features", True):
+        return {"link_model": "two-tower + pair term"}
+    return {}
+
+
 def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: dict, ft: dict,
                  text: str = "hash", out_name: str = None, notes: str = "", device: str = "cpu",
                  partial_dir: str = None, time_features: bool = True, drop: Sequence[str] = (),
@@ -216,9 +226,10 @@ def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: 
     if baseline:
         load_baseline(baseline, db_name, seeds, tasks)
     db = rdlviz.load(db_name)
-    check_tasks(db, tasks, ft)
+    kinds = check_tasks(db, tasks, ft)
     graph = build_graph(db, text, time_features, drop)
     config = {"pretrain": pre, "finetune": ft, "text": text, "device": device}
+    config.update(link_model(kinds, ft))
     options = graph_options(time_features, drop)
     if options:  # recorded only when set, so older results files still merge
         config["graph"] = options

@@ -47,7 +47,13 @@ def test_no_pair_features_reaches_link_tasks_and_is_refused_for_entity_tasks(sho
     _, ft = _configs(["--no-pair-features"])
     for variant in protocol.VARIANTS:  # the same model for every variant
         assert protocol.variant_config(variant, ft)[1]["pair_features"] is False
-    assert protocol.check_tasks(shop_links, ["customer-product"], ft) == {"customer-product": "link"}
+    kinds = protocol.check_tasks(shop_links, ["customer-product"], ft)
+    assert kinds == {"customer-product": "link"}
+    # The results' config tells the pair term apart from the two towers alone (the first
+    # link results, which carry no key), and says nothing where no link task ran.
+    assert protocol.link_model(kinds, ft) == {}
+    assert protocol.link_model(kinds, {}) == {"link_model": "two-tower + pair term"}
+    assert protocol.link_model({"customer-order": "binary"}, {}) == {}
     with pytest.raises(ConfigError, match="pair_features is for link tasks"):
         protocol.check_tasks(shop, ["customer-order"], ft)
 

@@ -6,7 +6,8 @@ at the seed time; a destination entity likewise at the same time; the score is
 ``s(u, v) = MLP(h_u) · h_v + φ(z(u, v, t))``, where ``z`` says whether, how often and how
 recently the source's past reaches the destination (:mod:`rdlviz.finetune.pair_features`)
 and ``φ`` is a small MLP; ``pair_features=False`` leaves the two-tower term alone.
-Evaluation ranks every destination for every source at each seed time and keeps the top ``eval_k``, which is what RelBench's MAP@k scores.
+Evaluation ranks every destination for every source at each seed time and keeps the top
+``eval_k``, which is what RelBench's MAP@k scores.
 
 Training mirrors evaluation. A step takes whole training rows ``(time, source, [dst, …])``
 of a few seed times and scores each source against a candidate set of destinations embedded
@@ -188,9 +189,10 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
         return times, src, features(times, src)
 
     @torch.no_grad()
-    def rank(table_rows) -> np.ndarray:
+    def rank(rows_of_table) -> np.ndarray:
+        """``[rows, eval_k]`` destinations, best first, for ``table_rows``'s output."""
         model.eval()
-        times, src, feats = table_rows
+        times, src, feats = rows_of_table
         pred = np.zeros((len(times), task.eval_k), dtype=np.int64)
         k = min(task.eval_k, n_dst)
         for t in torch.unique(times):
