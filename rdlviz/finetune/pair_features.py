@@ -27,13 +27,13 @@ has no meta-path: every pair then gets ``z = 0`` and the model is the two-tower 
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
+from rdlviz.graph.build import meta_distances
 from rdlviz.sampling.csr import TemporalCSR
 from rdlviz.sampling.sampler import sample_ids
 
@@ -66,21 +66,6 @@ class PairFeatures:
         return i[keep], j[keep], self.z[keep]
 
 
-def _distances(edge_types: Sequence[Tuple[str, str, str]], start: str, forward: bool) -> Dict[str, int]:
-    """Hops from ``start`` in the meta-graph. Sampling walks an edge type ``(child, rel,
-    parent)`` from parent to child, so ``forward`` goes parent -> child and the reverse
-    child -> parent."""
-    dist, todo = {start: 0}, deque([start])
-    while todo:
-        t = todo.popleft()
-        for c, _, p in edge_types:
-            a, b = (p, c) if forward else (c, p)
-            if a == t and b not in dist:
-                dist[b] = dist[t] + 1
-                todo.append(b)
-    return dist
-
-
 def meta_path_fanouts(edge_types: Sequence[Tuple[str, str, str]], src: str, dst: str,
                       num_neighbors: Sequence[int]) -> Dict[Tuple[str, str, str], List[int]]:
     """Fan-outs per edge type that sample only the shortest meta-paths from ``src`` to
@@ -103,8 +88,8 @@ def meta_path_fanouts(edge_types: Sequence[Tuple[str, str, str]], src: str, dst:
     """
     if not num_neighbors:
         raise ValueError("num_neighbors needs at least one hop")
-    from_src = _distances(edge_types, src, forward=True)
-    to_dst = _distances(edge_types, dst, forward=False)
+    from_src = meta_distances(edge_types, src, forward=True)
+    to_dst = meta_distances(edge_types, dst, forward=False)
     d = from_src.get(dst, 0)
     out = {}
     for e in edge_types:

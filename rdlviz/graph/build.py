@@ -65,6 +65,21 @@ EdgeType = Tuple[str, str, str]
 CutoffLike = Union[str, pd.Timestamp, None]
 
 
+def meta_distances(edge_types: Sequence[EdgeType], start: str, forward: bool = True) -> Dict[str, int]:
+    """Hops from ``start`` to every table it reaches in the meta-graph (``start``: 0).
+    Sampling walks an edge type ``(child, rel, parent)`` from parent to child, so
+    ``forward`` goes parent -> child and the reverse child -> parent."""
+    dist, todo = {start: 0}, deque([start])
+    while todo:
+        t = todo.popleft()
+        for c, _, p in edge_types:
+            a, b = (p, c) if forward else (c, p)
+            if a == t and b not in dist:
+                dist[b] = dist[t] + 1
+                todo.append(b)
+    return dist
+
+
 # --------------------------------------------------------------------------------------
 # The Graph
 # --------------------------------------------------------------------------------------
@@ -144,22 +159,11 @@ class Graph:
     def diameter(self) -> int:
         """The schema diameter: the longest shortest path, in hops, between two tables
         connected through foreign keys (0 for a single table)."""
-        adj: Dict[str, set] = {t: set() for t in self.node_types}
-        for src, _, dst in self.fkey_edge_types:
-            if src != dst:
-                adj[src].add(dst)
-                adj[dst].add(src)
+        # Every foreign key has its reverse edge type, so hops along edge types are hops
+        # through foreign keys in either direction.
         best = 0
-        for start in adj:
-            dist = {start: 0}
-            queue = deque([start])
-            while queue:
-                u = queue.popleft()
-                for v in adj[u]:
-                    if v not in dist:
-                        dist[v] = dist[u] + 1
-                        queue.append(v)
-            best = max(best, max(dist.values()))
+        for start in self.node_types:
+            best = max(best, max(meta_distances(self.edge_types, start).values()))
         return best
 
     # -- rows ---------------------------------------------------------------------------
