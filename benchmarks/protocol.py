@@ -120,15 +120,18 @@ def check_tasks(db, tasks: Sequence[str], ft: dict) -> Dict[str, str]:
             raise ConfigError(f"--tasks {name}: not a task of this database; tasks: {', '.join(names)}")
         kinds[name] = check_task_args(db.load_task(name), train_history=ft.get("train_history", "seed"),
                                       reference_time=ft.get("reference_time", "seed"),
+                                      test_history=ft.get("test_history", "cutoff"),
                                       min_steps_per_epoch=ft.get("min_steps_per_epoch"),
                                       pair_features=ft.get("pair_features"))
     return kinds
 
 
 def run_seed(db, graph, tasks: Sequence[str], seed: int, pre: dict, ft: dict, device: str = "cpu",
-             variants: Sequence[str] = VARIANTS, cache: str = None) -> dict:
-    """Pretrain once with ``seed`` (or load it from ``cache``), then train each of
-    ``variants`` on every task: one record."""
+             variants: Sequence[str] = VARIANTS, cache: str = None, ft_graph=None) -> dict:
+    """Pretrain once with ``seed`` on ``graph`` (or load it from ``cache``), then train each
+    of ``variants`` on every task, sampling from ``ft_graph`` (default ``graph``): one
+    record."""
+    ft_graph = graph if ft_graph is None else ft_graph
     rec = {"seed": seed, "runs": [], "health": [], "pretrain": {}}
     pretrained, rec["pretrain"] = pretrained_backbone(graph, seed, pre, device=device, cache=cache)
     torch.manual_seed(10_000 + seed)
@@ -141,7 +144,7 @@ def run_seed(db, graph, tasks: Sequence[str], seed: int, pre: dict, ft: dict, de
         for variant in variants:
             mode, kw = variant_config(variant, ft)
             backbone = random_backbone if variant == "random_probe" else pretrained
-            res = rdlviz.finetune(db, task, backbone=backbone, mode=mode, graph=graph, seed=seed,
+            res = rdlviz.finetune(db, task, backbone=backbone, mode=mode, graph=ft_graph, seed=seed,
                                   progress=False, device=device, **kw)
             rec["runs"].append({"task": task, "variant": variant, "metric": res.metric,
                                 "higher_is_better": res.higher_is_better, "test": res.test_score,
@@ -228,6 +231,9 @@ def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: 
     db = rdlviz.load(db_name)
     kinds = check_tasks(db, tasks, ft)
     graph = build_graph(db, text, time_features, drop)
+    # Pretraining stays on the test-cutoff graph (its seeds lie before the val cutoff
+    # either way); fine-tuning with --test-history seed samples from every row.
+    ft_graph = graph.with_cutoff(None) if ft.get("test_history", "cutoff") == "seed" else graph
     config = {"pretrain": pre, "finetune": ft, "text": text, "device": device}
     config.update(link_model(kinds, ft))
     options = graph_options(time_features, drop)
@@ -240,7 +246,8 @@ def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: 
     for seed in seeds:
         cache = (cache_folder(pretrained_dir, db_name, seed, pre, text, config.get("graph"))
                  if pretrained_dir else None)
-        rec = run_seed(db, graph, tasks, seed, pre, ft, device=device, variants=variants, cache=cache)
+        rec = run_seed(db, graph, tasks, seed, pre, ft, device=device, variants=variants, cache=cache,
+                       ft_graph=ft_graph)
         records.append(rec)
         if partial_dir:  # one file per seed, so a long protocol can run in pieces
             os.makedirs(partial_dir, exist_ok=True)
@@ -569,6 +576,10 @@ def parser(db_name: str, default_tasks: Sequence[str], doc: str):
                    help="the time evaluation seeds are encoded at: their own (RelBench) or the end of the "
                         "history they see, min(seed time, cutoff) (finetune(reference_time=...)); changes "
                         "every variant's test numbers, not what is trained")
+    p.add_argument("--test-history", default="cutoff", choices=["cutoff", "seed"],
+                   help="what test seeds see: rows up to the test cutoff (RelBench) or every row up to their "
+                        "own time, from a graph of every row (finetune(test_history=...)); the numbers are "
+                        "then not comparable with RelBench's")
     p.add_argument("--no-pair-features", action="store_true",
                    help="link tasks: score with the two towers alone, without the pair term "
                         "(finetune(pair_features=False)), as every link result before that term was")
@@ -617,6 +628,8 @@ def configs(p, a):
         ft["train_history"] = a.train_history
     if a.reference_time != "seed":
         ft["reference_time"] = a.reference_time
+    if a.test_history != "cutoff":
+        ft["test_history"] = a.test_history
     if a.min_steps_per_epoch is not None:
         ft["min_steps_per_epoch"] = a.min_steps_per_epoch
     if a.wise_alpha is not None:

@@ -50,6 +50,7 @@ __all__ = ["finetune", "MODES"]
 
 MODES = ("scratch", "probe", "full")
 VAL_HISTORIES = ("seed", "cutoff")
+TEST_HISTORIES = ("cutoff", "seed")
 TRAIN_HISTORIES = ("seed", "stale")
 REFERENCE_TIMES = ("seed", "history")
 
@@ -104,6 +105,33 @@ class _EntityModel(torch.nn.Module):
         return self.head(self.embed(batch))
 
 
+def _graph_for(dataset, task, backbone, graph, test_history: str):
+    """The graph to fine-tune on: ``graph``, else the backbone's, else the dataset's at the
+    test cutoff; with ``test_history="seed"``, one holding every row a test seed may see
+    (an explicit graph that lacks them is refused rather than rebuilt)."""
+    if graph is not None:
+        test_cut = pd.Timestamp(dataset.test_timestamp)
+        if test_history == "cutoff" and (graph.cutoff is None or graph.cutoff > test_cut):
+            raise ConfigError(
+                f"this graph holds rows after the test cutoff ({test_cut}), which test_history='cutoff' "
+                f"(RelBench's protocol) keeps from test seeds; pass graph.with_cutoff('test'), or "
+                f"test_history='seed' to let each test seed see the rows up to its own time")
+        if test_history == "seed" and graph.cutoff is not None:
+            last = pd.Timestamp(task.get_table("test").df[task.time_col].max())
+            if graph.cutoff < last:
+                raise ConfigError(
+                    f"test_history='seed' lets each test seed see the rows up to its own time, but this graph "
+                    f"holds rows up to {graph.cutoff} and the last test seed of '{task.name}' is at {last}; "
+                    f"pass graph.with_cutoff(None) (or build_graph(..., cutoff=None))")
+        return graph
+    graph = getattr(backbone, "graph", None)
+    if graph is None:
+        from rdlviz.graph.build import build_graph
+
+        graph = build_graph(dataset)
+    return graph.with_cutoff(None) if test_history == "seed" else graph
+
+
 def _split(task, split: str, graph) -> Tuple[torch.Tensor, torch.Tensor, Optional[np.ndarray], Any]:
     table = task.get_table(split, mask_input_cols=False) if split != "test" else task.get_table("test")
     df = table.df
@@ -147,7 +175,7 @@ def _interpolate(start: Dict[str, torch.Tensor], end: Dict[str, torch.Tensor],
 def check_args(*, mode: str = "full", epochs: int = 20, batch_size: int = 512, head_layers: int = 2,
                patience: int = 5, lr: float = 5e-3, backbone_lr: Optional[float] = None,
                probe_epochs: int = 0, val_history: str = "seed", train_history: str = "seed",
-               reference_time: str = "seed", wise_alpha: Optional[float] = None,
+               reference_time: str = "seed", test_history: str = "cutoff", wise_alpha: Optional[float] = None,
                temporal_strategy: str = "uniform", max_steps_per_epoch: Optional[int] = None,
                min_steps_per_epoch: Optional[int] = None) -> None:
     """Raise :class:`~rdlviz.errors.ConfigError` for a :func:`finetune` configuration that
@@ -198,16 +226,30 @@ def check_args(*, mode: str = "full", epochs: int = 20, batch_size: int = 512, h
         raise ConfigError("reference_time='history' and train_history='stale' pull opposite ways "
                           "(one removes the age of stale rows at evaluation, the other trains on it); "
                           "choose one")
+    if test_history not in TEST_HISTORIES:
+        raise ConfigError(f"test_history must be one of {TEST_HISTORIES}, got {test_history!r}")
+    if test_history == "seed":
+        # Each of these corrects for test seeds that forecast from history frozen at the
+        # test cutoff; with test_history="seed" there is no such seed.
+        for name, value, default in (("val_history", val_history, "seed"),
+                                     ("train_history", train_history, "seed"),
+                                     ("reference_time", reference_time, "seed")):
+            if value != default:
+                raise ConfigError(f"{name}={value!r} prepares for test seeds that see history frozen at the "
+                                  f"test cutoff; with test_history='seed' every test seed sees its own "
+                                  f"history, so use {name}={default!r}")
 
 
 def check_task_args(task, *, train_history: str = "seed", reference_time: str = "seed",
-                    min_steps_per_epoch: Optional[int] = None, pair_features: Optional[bool] = None) -> str:
+                    test_history: str = "cutoff", min_steps_per_epoch: Optional[int] = None,
+                    pair_features: Optional[bool] = None) -> str:
     """The kind of ``task`` (``"binary"``, ``"regression"``, ``"multiclass"`` or ``"link"``);
     raise :class:`~rdlviz.errors.ConfigError` for an option that does not apply to it.
 
-    ``train_history`` and ``reference_time`` correct for test seeds forecasting several
-    windows ahead from frozen history; a link task has one evaluation window, so they
-    would change nothing and are refused rather than silently ignored.
+    ``train_history``, ``reference_time`` and ``test_history`` concern test seeds
+    forecasting several windows ahead from frozen history; a link task has one
+    evaluation window, so they would change nothing and are refused rather than
+    silently ignored.
 
     Example:
         >>> check_task_args(db.load_task("driver-circuit-compete"), train_history="stale")
@@ -216,10 +258,12 @@ def check_task_args(task, *, train_history: str = "seed", reference_time: str = 
         rdlviz.errors.ConfigError: train_history='stale' is for entity tasks; link task ...
     """
     kind = _kind(task)
-    for name, value in (("train_history", train_history), ("reference_time", reference_time)):
-        if kind == "link" and value != "seed":
+    for name, value, default in (("train_history", train_history, "seed"),
+                                 ("reference_time", reference_time, "seed"),
+                                 ("test_history", test_history, "cutoff")):
+        if kind == "link" and value != default:
             raise ConfigError(f"{name}={value!r} is for entity tasks; link task '{task.name}' has one "
-                              f"evaluation window, so use {name}='seed'")
+                              f"evaluation window, so use {name}={default!r}")
     if kind == "link" and min_steps_per_epoch is not None:
         raise ConfigError(f"min_steps_per_epoch is for entity tasks; link task '{task.name}' groups its "
                           f"steps by seed time (set batch_size instead), so use min_steps_per_epoch=None")
@@ -273,6 +317,7 @@ def finetune(
     val_history: str = "seed",
     train_history: str = "seed",
     reference_time: str = "seed",
+    test_history: str = "cutoff",
     wise_alpha: Optional[float] = None,
     pair_features: Optional[bool] = None,
     backbone_kwargs: Optional[Dict[str, Any]] = None,
@@ -289,7 +334,8 @@ def finetune(
             :class:`~rdlviz.nn.Backbone`, or ``None`` (only for ``mode="scratch"``).
         mode: ``"scratch"``, ``"probe"`` or ``"full"``.
         graph: the graph to sample from (default: the pretraining run's graph, else
-            ``rdlviz.build_graph(dataset)``). It must include rows up to the test cutoff.
+            ``rdlviz.build_graph(dataset)``; with ``test_history="seed"``, that graph
+            holding every row). It must include rows up to the test cutoff.
         epochs / batch_size / num_neighbors: training budget and temporal fan-out
             (RelBench's defaults: 20 epochs, 512, ``[128, 64]``).
         temporal_strategy: which earlier neighbours each hop takes: ``"uniform"``
@@ -340,6 +386,19 @@ def finetune(
             the sampled rows are the same (none lie between the cutoff and the seed),
             so nothing new is seen. Training seeds are unchanged; not with
             ``train_history="stale"``, which trains for aged rows instead.
+        test_history: what a test seed may see. ``"cutoff"`` (RelBench's protocol):
+            rows up to the test cutoff only, however far past it the seed lies; the
+            graph holds nothing later. ``"seed"``: every row up to the seed's own time,
+            as training and validation seeds see, from a graph holding every row
+            (``build_graph(dataset, cutoff=None)``); the sampler still shows no seed a
+            row after its time, and stypes and column statistics still come from the
+            rows up to the val cutoff. Each test seed is then a one-window forecast,
+            the question validation asks, instead of one up to ``num_eval_timestamps``
+            windows ahead; its numbers are not comparable with RelBench's, which use
+            ``"cutoff"``. Training and validation are unchanged (their seeds lie
+            before the test cutoff). Not with the options that correct for frozen test
+            history (``val_history="cutoff"``, ``train_history="stale"``,
+            ``reference_time="history"``), nor for link tasks (one window).
         wise_alpha: WiSE-FT (Wortsman et al., "Robust fine-tuning of zero-shot models",
             CVPR 2022), for ``mode="full"`` with ``probe_epochs >= 1``. The returned
             model's weights are ``θ(α) = (1 - α)·θ_LP + α·θ_FT``, where ``θ_LP`` is the
@@ -372,7 +431,8 @@ def finetune(
 
     check_args(mode=mode, epochs=epochs, batch_size=batch_size, head_layers=head_layers, patience=patience,
                lr=lr, backbone_lr=backbone_lr, probe_epochs=probe_epochs, val_history=val_history,
-               train_history=train_history, reference_time=reference_time, wise_alpha=wise_alpha,
+               train_history=train_history, reference_time=reference_time, test_history=test_history,
+               wise_alpha=wise_alpha,
                temporal_strategy=temporal_strategy, max_steps_per_epoch=max_steps_per_epoch,
                min_steps_per_epoch=min_steps_per_epoch)
     dataset = load(dataset)
@@ -381,13 +441,9 @@ def finetune(
             raise TaskError(f"not a task of this database; tasks: {dataset.get_task_names()}", task=task)
         task = dataset.load_task(task)
     kind = check_task_args(task, train_history=train_history, reference_time=reference_time,
-                           min_steps_per_epoch=min_steps_per_epoch, pair_features=pair_features)
-    if graph is None:
-        graph = getattr(backbone, "graph", None)
-    if graph is None:
-        from rdlviz.graph.build import build_graph
-
-        graph = build_graph(dataset)
+                           test_history=test_history, min_steps_per_epoch=min_steps_per_epoch,
+                           pair_features=pair_features)
+    graph = _graph_for(dataset, task, backbone, graph, test_history)
     hidden = [c for t, c in task.hidden_columns() if t in graph.data.node_types
               and c in sum(graph.data[t].tf.col_names_dict.values(), [])]
     if hidden:
@@ -581,7 +637,8 @@ def finetune(
                probe_epochs=probe_epochs, head_layers=head_layers, patience=patience,
                max_steps_per_epoch=max_steps_per_epoch, min_steps_per_epoch=min_steps_per_epoch,
                train_batch_size=train_batch_size, val_history=val_history, train_history=train_history,
-               reference_time=reference_time, wise_alpha=wise_alpha, seed=seed, backbone=net.config())
+               reference_time=reference_time, test_history=test_history, wise_alpha=wise_alpha, seed=seed,
+               backbone=net.config())
     return FinetuneResult(
         task=task.name, mode=mode, metric=metric, higher_is_better=higher,
         history=pd.DataFrame(history), val=val, test=test, predictions=preds,

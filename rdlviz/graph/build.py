@@ -106,12 +106,15 @@ class Graph:
         time_cols: ``{table: time column or None}``.
         text: the text mode (``"minilm"``, ``"hash"`` or ``"drop"``).
         val_time / test_time: the dataset's cutoffs in UNIX seconds.
+        options: the :func:`build_graph` arguments other than the dataset and the
+            cutoff, so :meth:`with_cutoff` can build the same graph at another cutoff.
     """
 
     def __init__(self, data: HeteroData, col_stats: dict, stypes: Stypes, dropped: Dropped,
                  dataset: Dataset, db: Database, cutoff: Optional[pd.Timestamp],
                  stats_cutoff: pd.Timestamp, text: str, text_dim: Optional[int],
-                 build_seconds: float = 0.0, from_cache: bool = False) -> None:
+                 build_seconds: float = 0.0, from_cache: bool = False,
+                 options: Optional[dict] = None) -> None:
         self.data = data
         self.col_stats = col_stats
         self.stypes = stypes
@@ -128,6 +131,22 @@ class Graph:
         #: wall-clock seconds the build took, and whether TensorFrames came from the cache
         self.build_seconds = build_seconds
         self.from_cache = from_cache
+        self.options = dict(options or {})
+
+    def with_cutoff(self, cutoff: CutoffLike) -> "Graph":
+        """The same graph (tables, features, stypes, text mode) holding the rows up to
+        another ``cutoff`` (see :func:`build_graph`); ``self`` if the cutoff is its own.
+        Stypes and column statistics come from the rows up to the val cutoff either way,
+        so a backbone built for one reads the other.
+
+        Example:
+            >>> graph = rdlviz.build_graph("rel-f1", text="hash")   # rows up to the test cutoff
+            >>> graph.with_cutoff(None).cutoff is None               # every row
+            True
+        """
+        if _resolve_cutoff(self.dataset, cutoff) == self.cutoff:
+            return self
+        return build_graph(self.dataset, cutoff=cutoff, **self.options)
 
     # -- structure ----------------------------------------------------------------------
     @property
@@ -500,7 +519,9 @@ def build_graph(
             model may see when it predicts the test period. ``"val"``: rows up to
             ``val_timestamp`` -- what pretraining may see (use it for pretraining, so the
             validation and test periods stay unseen). ``None``: every row, including
-            those after the test cutoff (for inspection only, never for training).
+            those after the test cutoff: for inspection, and for
+            ``finetune(test_history="seed")``, where the temporal sampler still shows
+            each seed only the rows up to its own time. Never pretrain on it.
             A timestamp: rows up to it. Tables without a time column are kept whole.
             Whatever the cutoff, stypes and column statistics come from the rows up to
             the val cutoff (or the cutoff, if earlier), so graphs of one dataset share
@@ -602,7 +623,9 @@ def build_graph(
     has_text = any(s == stype.text_embedded for cols in final.values() for s in cols.values())
     return Graph(data, col_stats, final, dropped, ds, db, cut, stats_cut, text,
                  text_dim=encoder.dim if (has_text and encoder is not None) else None,
-                 build_seconds=_time.perf_counter() - start, from_cache=from_cache)
+                 build_seconds=_time.perf_counter() - start, from_cache=from_cache,
+                 options=dict(tables=tables, columns=columns, stypes=stypes, text=text,
+                              time_features=time_features, cache=cache))
 
 
 def _safe(manifest) -> str:
