@@ -23,7 +23,7 @@ def test_defaults_record_no_pretraining_lever():
     pre, ft = _configs([])
     assert set(pre) == {"steps", "channels", "num_neighbors", "patience"}
     assert not {"train_history", "val_history", "reference_time", "wise_alpha", "temporal_strategy",
-                "min_steps_per_epoch", "pair_features"} & set(ft)
+                "min_steps_per_epoch", "pair_features", "test_history"} & set(ft)
 
 
 def test_explicit_uniform_pretraining_draw_keeps_the_default_config():
@@ -34,6 +34,18 @@ def test_explicit_uniform_pretraining_draw_keeps_the_default_config():
 def test_reference_time_becomes_a_finetune_kwarg():
     _, ft = _configs(["--reference-time", "history"])
     assert ft["reference_time"] == "history"
+
+
+def test_test_history_reaches_every_variant_and_is_checked_before_training(shop, shop_links):
+    _, ft = _configs(["--test-history", "seed"])
+    for variant in protocol.VARIANTS:  # what test seeds see: the same for every variant
+        assert protocol.variant_config(variant, ft)[1]["test_history"] == "seed"
+    protocol.check_config(ft, protocol.VARIANTS)
+    assert protocol.check_tasks(shop, ["customer-order"], ft) == {"customer-order": "binary"}
+    with pytest.raises(ConfigError, match="test_history='seed'"):
+        protocol.check_config(_configs(["--test-history", "seed", "--val-history", "cutoff"])[1], ["scratch"])
+    with pytest.raises(ConfigError, match="test_history='seed' is for entity tasks"):
+        protocol.check_tasks(shop_links, ["customer-product"], ft)
 
 
 def test_min_steps_per_epoch_is_a_finetune_kwarg_every_variant_shares():

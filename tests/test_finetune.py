@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -166,6 +167,63 @@ def test_evaluation_at_the_end_of_history_is_checked(shop, graph):
                         train_history="stale", **FT)
     with pytest.raises(ConfigError, match="player-team"):
         rdlviz.finetune("rel-lahman", "player-team", mode="scratch", reference_time="history")
+
+
+def test_test_seeds_can_see_their_own_history(shop, graph):
+    open_graph = graph.with_cutoff(None)
+    assert open_graph.cutoff is None and graph.with_cutoff("test") is graph
+    kw = dict(mode="scratch", seed=3, temporal_strategy="last", **FT)
+    a = rdlviz.finetune(shop, "customer-order", graph=graph, **kw)
+    b = rdlviz.finetune(shop, "customer-order", graph=open_graph, test_history="seed", **kw)
+    # Training and model selection are untouched: their seeds lie before the test cutoff.
+    # (The open graph numbers the orders differently, so sums may round differently.)
+    assert a.best_epoch == b.best_epoch
+    np.testing.assert_allclose(a.predictions["val"], b.predictions["val"], rtol=1e-4, atol=1e-6)
+    test = shop.load_task("customer-order").get_table("test").df
+    at_cutoff = (test.timestamp <= shop.test_timestamp).to_numpy()
+    assert at_cutoff.any() and (~at_cutoff).any()
+    # Seeds at the cutoff see what they saw; later ones see the orders placed since.
+    np.testing.assert_allclose(a.predictions["test"][at_cutoff], b.predictions["test"][at_cutoff],
+                               rtol=1e-4, atol=1e-6)
+    assert not np.allclose(a.predictions["test"][~at_cutoff], b.predictions["test"][~at_cutoff])
+    assert b.config["test_history"] == "seed" and a.config["test_history"] == "cutoff"
+
+
+def test_a_test_seed_sees_rows_past_the_cutoff_but_none_past_its_time(shop, graph):
+    from rdlviz.graph.time import to_unix_seconds
+    from rdlviz.sampling import NeighborLoader
+
+    test = shop.load_task("customer-order").get_table("test").df
+    times = torch.from_numpy(to_unix_seconds(test.timestamp))
+    nodes = torch.from_numpy(test.customer_id.to_numpy().astype(np.int64))
+    cutoff = to_unix_seconds(pd.Series([shop.test_timestamp]))[0]
+    seen_after_cutoff = 0
+    for cut_graph in (graph, graph.with_cutoff(None)):
+        loader = NeighborLoader(cut_graph.data, [-1, -1], input_nodes=("customers", nodes), input_time=times,
+                                batch_size=len(nodes), temporal_strategy="last")
+        batch = next(iter(loader))
+        seed_time = batch["customers"].seed_time[batch["orders"].batch]
+        assert (batch["orders"].time <= seed_time).all()  # never a row after the seed's time
+        seen_after_cutoff = int((batch["orders"].time > cutoff).sum())
+        if cut_graph is graph:
+            assert seen_after_cutoff == 0
+    assert seen_after_cutoff > 0  # the open graph shows later test seeds the orders since the cutoff
+
+
+def test_open_test_history_is_checked(shop, graph):
+    with pytest.raises(ConfigError, match="test_history must be one of"):
+        rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, test_history="open", **FT)
+    # A graph that does not hold the test period cannot give test seeds their history...
+    with pytest.raises(ConfigError, match=r"with_cutoff\(None\)"):
+        rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, test_history="seed", **FT)
+    # ...and one that does would leak it into RelBench's protocol.
+    with pytest.raises(ConfigError, match=r"with_cutoff\('test'\)"):
+        rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph.with_cutoff(None), **FT)
+    for option in (dict(val_history="cutoff"), dict(train_history="stale"), dict(reference_time="history")):
+        with pytest.raises(ConfigError, match=f"{next(iter(option))}=.*test_history='seed'"):
+            rdlviz.finetune(shop, "customer-order", mode="scratch", test_history="seed", **option, **FT)
+    with pytest.raises(ConfigError, match="player-team"):
+        rdlviz.finetune("rel-lahman", "player-team", mode="scratch", test_history="seed")
 
 
 def test_a_small_table_gets_the_steps_it_asks_for(shop, graph, run, monkeypatch):
