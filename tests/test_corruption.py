@@ -235,3 +235,34 @@ def test_tokenized_dict_and_sequence_numerical_share_one_draw():
         assert v in pool
         if not sm[i, 0]:
             assert v == tuple(s_in[i, 0].tolist())
+
+
+def test_pretraining_draws_donor_values_only_from_rows_before_its_cutoff(shop, monkeypatch):
+    import importlib
+
+    import rdlviz
+    from rdlviz.pretrain.corruption import donor_tables
+
+    loop = importlib.import_module("rdlviz.pretrain.loop")  # rdlviz.pretrain is also the function
+
+    graph = rdlviz.build_graph(shop, text="drop")  # holds the orders up to the test cutoff
+    time = graph.data["orders"].time
+    before = int((time <= graph.val_time).sum())
+    assert 0 < before < len(time)
+    pools = donor_tables(graph.data, int(graph.val_time))
+    assert len(pools["orders"]) == before and len(pools["customers"]) == graph.data["customers"].num_nodes
+    # the kept rows are the early ones, values intact
+    first = int(torch.nonzero(time <= graph.val_time)[0])
+    for st, x in pools["orders"].feat_dict.items():
+        assert torch.equal(x[0], graph.data["orders"].tf.feat_dict[st][first])
+    seen = {}
+
+    class Recording(loop.Corruption):
+        def __init__(self, tables, p):
+            seen.update({t: len(tf) for t, tf in tables.items()})
+            super().__init__(tables, p)
+
+    monkeypatch.setattr(loop, "Corruption", Recording)
+    rdlviz.pretrain(graph, steps=1, batch_size=8, num_neighbors=(4,), channels=8, encoder_layers=1,
+                    eval_every=1, eval_batches=1, progress=False)
+    assert seen["orders"] == before

@@ -32,6 +32,10 @@ Every torch_frame storage is handled without a Python loop over rows:
 The result is a new TensorFrame per table (new tensors, new column-name lists; ``y`` is
 cloned) and, on request, the mask ``{table: {stype: bool [n, c]}}`` of replaced cells
 (the reconstruction objective predicts their original values).
+
+"The full table" is the table as pretraining may see it: :func:`donor_tables` keeps the
+rows up to the pretraining cutoff, so a corrupted cell never takes a value from the
+validation or test period, although the graph holds those rows.
 """
 
 from __future__ import annotations
@@ -46,9 +50,35 @@ from torch_frame.data import MultiEmbeddingTensor, MultiNestedTensor
 
 from rdlviz.errors import ConfigError
 
-__all__ = ["Corruption"]
+__all__ = ["Corruption", "donor_tables"]
 
 MaskDict = Dict[str, Dict[object, Tensor]]
+
+
+def donor_tables(data, cutoff: int) -> Dict[str, TensorFrame]:
+    """``{table: TensorFrame}`` of the rows of ``data`` (a graph's ``HeteroData``) whose
+    time is at most ``cutoff`` (UNIX seconds); tables without a time column whole.
+
+    These are the pools :class:`Corruption` draws from during pretraining: the graph
+    holds rows up to the test cutoff (or all of them), and pretraining may see only the
+    past of the val cutoff. A table with no row by then is never in a pretraining batch
+    (the temporal sampler admits no later row), so it keeps its rows rather than an empty
+    pool no draw could use.
+
+    Example:
+        >>> pools = donor_tables(graph.data, int(graph.val_time))
+        >>> corrupt = Corruption(pools, p=0.3)
+    """
+    out = {}
+    for t in data.node_types:
+        tf = data[t].tf
+        time = data[t].get("time")
+        if time is not None:
+            keep = torch.nonzero(time <= cutoff).view(-1)
+            if keep.numel():
+                tf = tf[keep]
+        out[t] = tf
+    return out
 
 
 def _resample_dense(x: Tensor, pool: Tensor, mask: Tensor, donor: Tensor) -> Tensor:

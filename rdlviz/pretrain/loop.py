@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from rdlviz.errors import ConfigError
 from rdlviz.nn import Backbone
 from rdlviz.pretrain.checkpoint import read_checkpoint, schema_diff, schema_of
-from rdlviz.pretrain.corruption import Corruption
+from rdlviz.pretrain.corruption import Corruption, donor_tables
 from rdlviz.pretrain.holdout import hold_out_links
 from rdlviz.pretrain.losses import (
     ContextContrastiveLoss,
@@ -316,7 +316,8 @@ def pretrain(
 
     pool = SeedPool(data, cutoff, tables=cfg["seed_tables"], val_fraction=cfg["val_fraction"],
                     weighting=cfg["seed_weighting"])
-    corruption = Corruption({t: data[t].tf for t in data.node_types}, p=cfg["corruption_p"])
+    # Donor values from the rows before the cutoff only: the graph holds later ones too.
+    corruption = Corruption(donor_tables(data, cutoff), p=cfg["corruption_p"])
     stepper = _Stepper(graph, cfg, pool, backbone, heads, corruption)
     # Fixed validation batches: identical corruption and negatives at every evaluation.
     eval_keys = [cfg["seed"] * 7919 + 10_000_000 + i for i in range(cfg["eval_batches"])]
