@@ -246,8 +246,10 @@ def pretrain(
     Returns:
         A :class:`~rdlviz.pretrain.run.PretrainRun`.
 
-    Only rows up to the dataset's val cutoff are used: seeds are drawn before it and the
-    sampler admits only neighbours no newer than their seed.
+    Only rows up to the dataset's val cutoff are used: seeds are drawn before it, the
+    sampler admits only neighbours no newer than their seed, and a corrupted cell takes
+    its value from a row before it (:func:`~rdlviz.pretrain.corruption.donor_tables`),
+    whatever cutoff ``graph`` was built at.
 
     Example:
         >>> graph = rdlviz.build_graph(rdlviz.load("rel-lahman"))
