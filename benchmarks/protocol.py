@@ -47,6 +47,7 @@ from rdlviz.finetune.loop import check_args, check_task_args  # noqa: E402
 from rdlviz.nn import Backbone, embed_rows  # noqa: E402
 from rdlviz.pretrain.checkpoint import load_backbone  # noqa: E402
 from rdlviz.pretrain.health import effective_rank, uniformity  # noqa: E402
+from rdlviz.pretrain.loop import PRETRAINING_VERSION  # noqa: E402
 
 VARIANTS = ("scratch", "probe", "finetune", "random_probe")
 
@@ -82,9 +83,10 @@ def pretrained_backbone(graph, seed: int, pre: dict, device: str = "cpu", cache:
 
 def cache_folder(root: str, db_name: str, seed: int, pre: dict, text: str, graph_options: dict = None) -> str:
     """The checkpoint folder for one seed's pretraining under ``root``; its name hashes all
-    that the pretrained weights depend on, so a changed lever never loads a stale backbone."""
-    key = json.dumps({"db": db_name, "seed": seed, "pretrain": pre, "text": text, "graph": graph_options},
-                     sort_keys=True, default=list)
+    that the pretrained weights depend on, so a changed lever, or pretraining code that
+    changed what a lever gives (``PRETRAINING_VERSION``), never loads a stale backbone."""
+    key = json.dumps({"db": db_name, "seed": seed, "pretrain": pre, "text": text, "graph": graph_options,
+                      "version": PRETRAINING_VERSION}, sort_keys=True, default=list)
     return os.path.join(root, f"{db_name}-seed{seed}-{hashlib.sha1(key.encode()).hexdigest()[:12]}")
 
 

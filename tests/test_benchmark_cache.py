@@ -46,6 +46,12 @@ def test_a_changed_pretraining_lever_never_loads_another_backbone(tmp_path):
     assert protocol.cache_folder(str(tmp_path), "shop", 0, PRE, "drop", {"time_features": False}) != base
 
 
+def test_pretraining_code_that_changed_never_loads_an_older_backbone(tmp_path, monkeypatch):
+    base = protocol.cache_folder(str(tmp_path), "shop", 0, PRE, "drop")
+    monkeypatch.setattr(protocol, "PRETRAINING_VERSION", protocol.PRETRAINING_VERSION + 1)
+    assert protocol.cache_folder(str(tmp_path), "shop", 0, PRE, "drop") != base
+
+
 def test_a_restricted_run_tabulates_only_its_variants():
     runs = [{"task": "t", "variant": "finetune", "metric": "roc_auc", "higher_is_better": True,
              "test": 0.6 + 0.01 * s, "val": 0.7, "seconds": 1.0, "best_epoch": 1} for s in range(2)]

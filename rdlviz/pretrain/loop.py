@@ -54,6 +54,11 @@ __all__ = ["pretrain", "OBJECTIVES"]
 
 OBJECTIVES = ("row", "link", "context", "reconstruction")
 
+#: Bumped whenever one configuration starts to pretrain differently, so caches keyed by
+#: configuration (the benchmark protocol's ``--pretrained-dir``) never serve a backbone
+#: made by older code. 2: corruption donors only from rows before the val cutoff.
+PRETRAINING_VERSION = 2
+
 
 def _check(cond: bool, msg: str) -> None:
     if not cond:
