@@ -521,7 +521,8 @@ def build_graph(
             validation and test periods stay unseen). ``None``: every row, including
             those after the test cutoff: for inspection, and for
             ``finetune(test_history="seed")``, where the temporal sampler still shows
-            each seed only the rows up to its own time. Never pretrain on it.
+            each seed only the rows up to its own time (pretraining reads only rows up
+            to the val cutoff, whatever graph it is given).
             A timestamp: rows up to it. Tables without a time column are kept whole.
             Whatever the cutoff, stypes and column statistics come from the rows up to
             the val cutoff (or the cutoff, if earlier), so graphs of one dataset share
