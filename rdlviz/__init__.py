@@ -37,6 +37,7 @@ def budget(full, quick_value):
 _LAZY = {
     "load": "rdlviz.data.load",
     "describe": "rdlviz.data.describe",
+    "drift": "rdlviz.data.drift",
     "from_tables": "rdlviz.data.custom",
     "from_sqlite": "rdlviz.data.custom",
     "from_duckdb": "rdlviz.data.custom",
