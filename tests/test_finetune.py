@@ -210,6 +210,21 @@ def test_a_test_seed_sees_rows_past_the_cutoff_but_none_past_its_time(shop, grap
     assert seen_after_cutoff > 0  # the open graph shows later test seeds the orders since the cutoff
 
 
+def test_a_backbone_pretrained_at_the_val_cutoff_is_fine_tuned_on_the_graph_test_asks_for(shop, graph):
+    val_graph = rdlviz.build_graph(shop, text="drop", cutoff="val")
+    run = rdlviz.pretrain(val_graph, steps=2, batch_size=16, num_neighbors=(8, 4), channels=16,
+                          encoder_layers=1, eval_every=2, eval_batches=1, progress=False)
+    kw = dict(backbone=run, mode="probe", seed=1, temporal_strategy="last", **FT)
+    default = {}
+    for history, expected in (("cutoff", graph), ("seed", graph.with_cutoff(None))):
+        default[history] = rdlviz.finetune(shop, "customer-order", test_history=history, **kw)
+        explicit = rdlviz.finetune(shop, "customer-order", graph=expected, test_history=history, **kw)
+        np.testing.assert_allclose(default[history].predictions["test"], explicit.predictions["test"], rtol=1e-5)
+    # on the val-cutoff graph itself, test seeds would see nothing after the val cutoff
+    frozen = rdlviz.finetune(shop, "customer-order", graph=val_graph, **kw)
+    assert not np.allclose(frozen.predictions["test"], default["cutoff"].predictions["test"])
+
+
 def test_open_test_history_is_checked(shop, graph):
     with pytest.raises(ConfigError, match="test_history must be one of"):
         rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, test_history="open", **FT)

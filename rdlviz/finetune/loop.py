@@ -106,30 +106,30 @@ class _EntityModel(torch.nn.Module):
 
 
 def _graph_for(dataset, task, backbone, graph, test_history: str):
-    """The graph to fine-tune on: ``graph``, else the backbone's, else the dataset's at the
-    test cutoff; with ``test_history="seed"``, one holding every row a test seed may see
-    (an explicit graph that lacks them is refused rather than rebuilt)."""
-    if graph is not None:
-        test_cut = pd.Timestamp(dataset.test_timestamp)
-        if test_history == "cutoff" and (graph.cutoff is None or graph.cutoff > test_cut):
-            raise ConfigError(
-                f"this graph holds rows after the test cutoff ({test_cut}), which test_history='cutoff' "
-                f"(RelBench's protocol) keeps from test seeds; pass graph.with_cutoff('test'), or "
-                f"test_history='seed' to let each test seed see the rows up to its own time")
-        if test_history == "seed" and graph.cutoff is not None:
-            last = pd.Timestamp(task.get_table("test").df[task.time_col].max())
-            if graph.cutoff < last:
-                raise ConfigError(
-                    f"test_history='seed' lets each test seed see the rows up to its own time, but this graph "
-                    f"holds rows up to {graph.cutoff} and the last test seed of '{task.name}' is at {last}; "
-                    f"pass graph.with_cutoff(None) (or build_graph(..., cutoff=None))")
-        return graph
-    graph = getattr(backbone, "graph", None)
+    """The graph to fine-tune on: ``graph``, else the backbone's, else the dataset's, holding
+    what ``test_history`` lets test seeds see: rows up to the test cutoff (``"cutoff"``)
+    or every row (``"seed"``). A graph the caller passed is checked, not rebuilt."""
+    test_cut = pd.Timestamp(dataset.test_timestamp)
     if graph is None:
-        from rdlviz.graph.build import build_graph
+        graph = getattr(backbone, "graph", None)
+        if graph is None:
+            from rdlviz.graph.build import build_graph
 
-        graph = build_graph(dataset)
-    return graph.with_cutoff(None) if test_history == "seed" else graph
+            graph = build_graph(dataset)
+        graph = graph.with_cutoff(None if test_history == "seed" else "test")
+    if test_history == "cutoff" and (graph.cutoff is None or graph.cutoff > test_cut):
+        raise ConfigError(
+            f"this graph holds rows after the test cutoff ({test_cut}), which test_history='cutoff' "
+            f"(RelBench's protocol) keeps from test seeds; pass graph.with_cutoff('test'), or "
+            f"test_history='seed' to let each test seed see the rows up to its own time")
+    if test_history == "seed" and graph.cutoff is not None:
+        last = pd.Timestamp(task.get_table("test").df[task.time_col].max())
+        if graph.cutoff < last:
+            raise ConfigError(
+                f"test_history='seed' lets each test seed see the rows up to its own time, but this graph "
+                f"holds rows up to {graph.cutoff} and the last test seed of '{task.name}' is at {last}; "
+                f"pass graph.with_cutoff(None) (or build_graph(..., cutoff=None))")
+    return graph
 
 
 def _split(task, split: str, graph) -> Tuple[torch.Tensor, torch.Tensor, Optional[np.ndarray], Any]:
@@ -333,9 +333,12 @@ def finetune(
         backbone: a :class:`~rdlviz.pretrain.run.PretrainRun`, a checkpoint folder, a
             :class:`~rdlviz.nn.Backbone`, or ``None`` (only for ``mode="scratch"``).
         mode: ``"scratch"``, ``"probe"`` or ``"full"``.
-        graph: the graph to sample from (default: the pretraining run's graph, else
-            ``rdlviz.build_graph(dataset)``; with ``test_history="seed"``, that graph
-            holding every row). It must include rows up to the test cutoff.
+        graph: the graph to sample from. Default: the pretraining run's graph (else
+            ``rdlviz.build_graph(dataset)``) at the test cutoff, or holding every row
+            with ``test_history="seed"``, rebuilt with the same options if it was built
+            at another cutoff (a backbone pretrained on ``cutoff="val"`` included). A
+            graph passed here must hold what ``test_history`` asks for, or a
+            ``ConfigError`` says which ``graph.with_cutoff(...)`` to pass.
         epochs / batch_size / num_neighbors: training budget and temporal fan-out
             (RelBench's defaults: 20 epochs, 512, ``[128, 64]``).
         temporal_strategy: which earlier neighbours each hop takes: ``"uniform"``
