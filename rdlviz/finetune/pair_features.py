@@ -16,8 +16,9 @@ with ``c`` the number of rows in u's tree at time t that link to v (the sampler 
 each row once per tree, so on rel-lahman's player-team, c counts the player's
 team-seasons with franchise v), ``n`` the sum of ``c`` over the destinations, and ``a``
 the age in years of the most recent timed row on a path to v (``t`` minus the largest
-time on the path; ``1 / (1 + a) = 0`` when no row on the path is timed). The tree admits no row newer than t, so no feature comes from
-after the seed time. The link model adds ``φ(z)``, a small MLP, to the two-tower score
+time on the path; ``1 / (1 + a) = 0`` when no row on the path is timed). The tree admits
+no row newer than t, so no feature comes from after the seed time. The link model adds
+``φ(z)``, a small MLP, to the two-tower score
 (:mod:`rdlviz.finetune.link`). The features do not depend on the model, so they are
 computed once per table of (source, time) rows.
 
