@@ -222,6 +222,23 @@ def link_model(kinds: Dict[str, str], ft: dict) -> dict:
     return {}
 
 
+def results_config(pre: dict, ft: dict, text: str, device: str, kinds: Dict[str, str],
+                   options: Optional[dict], variants: Sequence[str]) -> dict:
+    """The config a results file records, and :func:`merge` compares: the levers, plus
+    ``pretraining_version`` (``PRETRAINING_VERSION``), so runs whose backbones came from
+    pretraining code that gives other weights are never merged into one table. Graph
+    options and a variant subset are recorded only when set, so older files still merge."""
+    config = {"pretrain": pre, "finetune": ft, "text": text, "device": device,
+              "pretraining_version": PRETRAINING_VERSION}
+    config.update(link_model(kinds, ft))
+    if options:
+        config["graph"] = options
+    variants = [v for v in VARIANTS if v in variants]  # the table's order
+    if variants != list(VARIANTS):
+        config["variants"] = variants
+    return config
+
+
 def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: dict, ft: dict,
                  text: str = "hash", out_name: str = None, notes: str = "", device: str = "cpu",
                  partial_dir: str = None, time_features: bool = True, drop: Sequence[str] = (),
@@ -236,14 +253,8 @@ def run_protocol(db_name: str, tasks: Sequence[str], seeds: Sequence[int], pre: 
     # Pretraining stays on the test-cutoff graph (its seeds lie before the val cutoff
     # either way); fine-tuning with --test-history seed samples from every row.
     ft_graph = graph.with_cutoff(None) if ft.get("test_history", "cutoff") == "seed" else graph
-    config = {"pretrain": pre, "finetune": ft, "text": text, "device": device}
-    config.update(link_model(kinds, ft))
-    options = graph_options(time_features, drop)
-    if options:  # recorded only when set, so older results files still merge
-        config["graph"] = options
-    variants = [v for v in VARIANTS if v in variants]  # the table's order
-    if variants != list(VARIANTS):
-        config["variants"] = variants
+    config = results_config(pre, ft, text, device, kinds, graph_options(time_features, drop), variants)
+    variants = config.get("variants", list(VARIANTS))
     records = []
     for seed in seeds:
         cache = (cache_folder(pretrained_dir, db_name, seed, pre, text, config.get("graph"))

@@ -66,6 +66,22 @@ def test_merge_refuses_repeated_seeds_and_mixed_configs(results_dir):
         protocol.merge([a, str(results_dir / "c.json")], "db", "merged")
 
 
+def test_merge_refuses_runs_from_other_pretraining_code(results_dir, monkeypatch):
+    # a backbone pretrained before a fix (another PRETRAINING_VERSION) gives other numbers
+    def part(path, seeds):
+        config = protocol.results_config({"steps": 10}, {"epochs": 2}, "hash", "cpu", {}, None, protocol.VARIANTS)
+        path.write_text(json.dumps(protocol.summarize("db", [_record(s) for s in seeds], config, MACHINE)))
+        return str(path)
+
+    now = part(results_dir / "now.json", [0])
+    assert json.load(open(now))["config"]["pretraining_version"] == protocol.PRETRAINING_VERSION
+    monkeypatch.setattr(protocol, "PRETRAINING_VERSION", protocol.PRETRAINING_VERSION + 1)
+    later = part(results_dir / "later.json", [1])
+    with pytest.raises(ValueError, match="different configs"):
+        protocol.merge([now, later], "db", "merged")
+    assert protocol.merge([later, part(results_dir / "later2.json", [2])], "db", "merged")["seeds"] == [1, 2]
+
+
 def _part(path, seeds, task, pretrain_seconds=None, loaded_from=None):
     records = []
     for seed in seeds:
