@@ -33,8 +33,8 @@ def results_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _write(path, seeds, machine=MACHINE):
-    out = protocol.summarize("db", [_record(s) for s in seeds], CONFIG, machine)
+def _write(path, seeds, machine=MACHINE, config=CONFIG):
+    out = protocol.summarize("db", [_record(s) for s in seeds], config, machine)
     path.write_text(json.dumps(out))
     return str(path)
 
@@ -70,8 +70,7 @@ def test_merge_refuses_runs_from_other_pretraining_code(results_dir, monkeypatch
     # a backbone pretrained before a fix (another PRETRAINING_VERSION) gives other numbers
     def part(path, seeds):
         config = protocol.results_config({"steps": 10}, {"epochs": 2}, "hash", "cpu", {}, None, protocol.VARIANTS)
-        path.write_text(json.dumps(protocol.summarize("db", [_record(s) for s in seeds], config, MACHINE)))
-        return str(path)
+        return _write(path, seeds, config=config)
 
     now = part(results_dir / "now.json", [0])
     assert json.load(open(now))["config"]["pretraining_version"] == protocol.PRETRAINING_VERSION
