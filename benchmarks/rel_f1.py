@@ -8,7 +8,7 @@ driver-position (RelBench's entity tasks), 5 seeds.
 The link task is not in the default list: it costs about as much again as the three
 entity tasks together (~17 minutes a seed at the budget of docs/protocol.md).
 
-Reference test numbers (DESIGN.md): RelBench GNN 72.6 / 75.5 / 4.022; the authors'
+Reference test numbers, as published: RelBench GNN 72.6 / 75.5 / 4.022; the authors'
 ResNet-SAGE scratch / pretrained+fine-tuned 77.8 / 76.8, 85.2 / 79.9, 3.871 / 3.469.
 Writes benchmarks/results/rel-f1.json and rel-f1.md.
 """
