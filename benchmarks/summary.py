@@ -67,6 +67,8 @@ DATABASES: Dict[str, dict] = {
             ("open", "RelBench's sampler settings", "rel-f1-test-history-seed"),
             ("open", "each seed's 16 / 8 most recent rows per edge type", "rel-f1-recent-rows-test-history-seed"),
             ("open", "recent rows, without the points columns", "rel-f1-recent-rows-test-history-seed-no-points"),
+            ("open", "recent rows, without the points columns or calendar time",
+             "rel-f1-recent-rows-test-history-seed-no-points-no-time"),
         ),
         "rule": ("a driver's recent form, no training", "f1_recent_form_rule", _f1_rule),
         "references": (
