@@ -56,7 +56,7 @@ DATABASES: Dict[str, dict] = {
         "settings": (
             ("frozen", "RelBench's sampler settings: uniform draw, fan-out [128, 64]", "rel-f1-per-row-head-xeon"),
             ("frozen", "each seed's 16 / 8 most recent rows per edge type", "rel-f1-recent-rows"),
-            ("frozen", "recent rows, without the points columns or calendar time", "rel-f1-recent-rows-no-points-no-time"),
+            ("frozen", "recent rows, without the points or timestamp columns", "rel-f1-recent-rows-no-points-no-time"),
             ("frozen", "recent rows; evaluation seeds encoded and selected at the cutoff",
              "rel-f1-recent-rows-reference-time-val-cutoff"),
             ("frozen", "as above, backbones pretrained on the recent rows",
@@ -68,7 +68,7 @@ DATABASES: Dict[str, dict] = {
             ("open", "RelBench's sampler settings", "rel-f1-test-history-seed"),
             ("open", "each seed's 16 / 8 most recent rows per edge type", "rel-f1-recent-rows-test-history-seed"),
             ("open", "recent rows, without the points columns", "rel-f1-recent-rows-test-history-seed-no-points"),
-            ("open", "recent rows, without the points columns or calendar time",
+            ("open", "recent rows, without the points or timestamp columns",
              "rel-f1-recent-rows-test-history-seed-no-points-no-time"),
         ),
         "rule": ("a driver's recent form, no training", "f1_recent_form_rule", _f1_rule),
