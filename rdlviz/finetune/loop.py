@@ -399,7 +399,11 @@ def finetune(
             the question validation asks, instead of one up to ``num_eval_timestamps``
             windows ahead; its numbers are not comparable with RelBench's, which use
             ``"cutoff"``. Training and validation are unchanged (their seeds lie
-            before the test cutoff). Not with the options that correct for frozen test
+            before the test cutoff). Test seeds then read values training never saw:
+            every timestamp feature, and columns whose scale moved (``rdlviz.drift``);
+            on rel-f1, leaving the timestamp columns out
+            (``build_graph(time_features=False)``) helped the pretrained backbones
+            most (docs/protocol.md). Not with the options that correct for frozen test
             history (``val_history="cutoff"``, ``train_history="stale"``,
             ``reference_time="history"``), nor for link tasks (one window).
         wise_alpha: WiSE-FT (Wortsman et al., "Robust fine-tuning of zero-shot models",
