@@ -107,7 +107,7 @@ def _load(stem: str) -> dict:
 
 def _per_seed(result: dict, task: str, variant: str) -> Optional[List[float]]:
     """The variant's per-seed test metrics; a file that ran only the pretrained variants
-    takes scratch from its paired baseline (same seeds), as its own markdown does."""
+    takes scratch from its paired baseline (stored aligned to its seeds), as its own markdown does."""
     entry = result["tasks"][task]["variants"].get(variant)
     if entry is not None:
         return entry["per_seed"]
