@@ -407,10 +407,10 @@ def _wins(task: dict, key: str, other: dict = None) -> str:
     scratch from ``other`` (the baseline's variants) when given."""
     ft = task["variants"]["finetune"][key]
     sc = (other or task["variants"])["scratch"][key]
-    return _paired(ft, sc, task["higher_is_better"])
+    return paired_wins(ft, sc, task["higher_is_better"])
 
 
-def _paired(xs: Sequence[float], ys: Sequence[float], higher_is_better: bool) -> str:
+def paired_wins(xs: Sequence[float], ys: Sequence[float], higher_is_better: bool) -> str:
     """``"k/n"``: pairs where ``xs`` beats ``ys``."""
     sign = 1 if higher_is_better else -1
     return f"{sum(sign * (a - b) > 0 for a, b in zip(xs, ys))}/{len(xs)}"
@@ -452,9 +452,9 @@ def _baseline_lines(out: dict, ran: Sequence[str]) -> list:
             hib = t["higher_is_better"]
             # A lever that changes only test (reference_time) leaves validation as it was.
             val = ("same" if here["val_per_seed"] == there["val_per_seed"]
-                   else _paired(here["val_per_seed"], there["val_per_seed"], hib))
+                   else paired_wins(here["val_per_seed"], there["val_per_seed"], hib))
             cells.append(f"{here['mean']:.4f} ({np.mean(there['per_seed']):.4f}), "
-                         f"{_paired(here['per_seed'], there['per_seed'], hib)}"
+                         f"{paired_wins(here['per_seed'], there['per_seed'], hib)}"
                          + (f" / {val}" if same_val else ""))
         lines.append(f"| {task} | {t['metric']} {'↑' if t['higher_is_better'] else '↓'} | " + " | ".join(cells) + " |")
     if "finetune" in ran and "scratch" not in ran and all("scratch" in b["tasks"][t] for t in out["tasks"]):

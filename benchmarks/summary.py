@@ -28,6 +28,8 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from protocol import paired_wins  # the count the results files' own markdown uses
+
 RESULTS = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- summary:start -->\n", "<!-- summary:end -->"
@@ -142,11 +144,7 @@ def row(history: str, what: str, stem: str, tasks=DATABASES["rel-f1"]["tasks"]) 
         runs = {v: _per_seed(result, task, v) for v in VARIANTS}
         means[task] = {v: _mean(runs[v]) for v in VARIANTS}
         b, pf = runs["scratch"], runs["finetune"]
-        if b and pf:
-            better = sum((f > s) if higher else (f < s) for s, f in zip(b, pf))
-            wins[task] = f"{better}/{len(pf)}"
-        else:
-            wins[task] = "—"
+        wins[task] = paired_wins(pf, b, higher) if b and pf else "—"
     return {"history": history, "what": what, "stem": stem, "seeds": len(result["seeds"]),
             "means": means, "wins": wins}
 
