@@ -135,32 +135,32 @@ def row(history: str, what: str, stem: str, tasks=DATABASES["rel-f1"]["tasks"]) 
     """One setting: the test mean of each variant on each task, and the seeds on which
     fine-tuned (P&F) beats scratch (B) on test. A task the file did not run is ``None``."""
     result = _load(stem)
-    means, wins = {}, {}
+    means, wins, labels = {}, {}, {}
     for task in tasks:
         if task not in result["tasks"]:
             means[task], wins[task] = None, "—"
             continue
-        higher = result["tasks"][task]["higher_is_better"]
+        metric, higher = result["tasks"][task]["metric"], result["tasks"][task]["higher_is_better"]
+        labels[task] = METRIC_NAMES.get(metric, metric) + (" ↑" if higher else " ↓")
         runs = {v: _per_seed(result, task, v) for v in VARIANTS}
         means[task] = {v: _mean(runs[v]) for v in VARIANTS}
         b, pf = runs["scratch"], runs["finetune"]
         wins[task] = paired_wins(pf, b, higher) if b and pf else "—"
     return {"history": history, "what": what, "stem": stem, "seeds": len(result["seeds"]),
-            "means": means, "wins": wins}
+            "means": means, "wins": wins, "labels": labels}
 
 
 def markdown(database: str = "rel-f1") -> str:
     """One database's table: the settings, the no-training rule, the published rows, the goal."""
     spec = DATABASES[database]
     tasks = spec["tasks"]
-    first = _load(spec["settings"][0][2])["tasks"]
-    arrows = {t: METRIC_NAMES.get(first[t]["metric"], first[t]["metric"]) + (" ↑" if first[t]["higher_is_better"] else " ↓")
-              for t in tasks}
-    head = "| test history | setting | seeds | " + " | ".join(f"{t} {arrows[t]} B / P / P&F" for t in tasks) \
+    rows = [row(history, what, stem, tasks) for history, what, stem in spec["settings"]]
+    labels = {t: label for r in reversed(rows) for t, label in r["labels"].items()}  # from the first file that ran the task
+    head = "| test history | setting | seeds | " + " | ".join(f"{t} {labels[t]} B / P / P&F" for t in tasks) \
         + " | P&F beats B (test seeds) | file |"
     lines = [head, "|" + "---|" * (len(tasks) + 5)]
-    for history, what, stem in spec["settings"]:
-        r = row(history, what, stem, tasks)
+    for r in rows:
+        history, what, stem = r["history"], r["what"], r["stem"]
         cells = ["—" if r["means"][t] is None else " / ".join(_fmt(r["means"][t][v]) for v in VARIANTS)
                  for t in tasks]
         wins = ", ".join(r["wins"][t] for t in tasks)
