@@ -59,6 +59,7 @@ DATABASES: Dict[str, dict] = {
             ("frozen", "RelBench's sampler settings: uniform draw, fan-out [128, 64]", "rel-f1-per-row-head-xeon"),
             ("frozen", "each seed's 16 / 8 most recent rows per edge type", "rel-f1-recent-rows"),
             ("frozen", "recent rows, without the points or timestamp columns", "rel-f1-recent-rows-no-points-no-time"),
+            ("frozen", "as above, and without races.year", "rel-f1-recent-rows-no-points-no-time-no-year"),
             ("frozen", "recent rows; evaluation seeds encoded and selected at the cutoff",
              "rel-f1-recent-rows-reference-time-val-cutoff"),
             ("frozen", "as above, without the points or timestamp columns",
@@ -74,6 +75,7 @@ DATABASES: Dict[str, dict] = {
             ("open", "recent rows, without the points columns", "rel-f1-recent-rows-test-history-seed-no-points"),
             ("open", "recent rows, without the points or timestamp columns",
              "rel-f1-recent-rows-test-history-seed-no-points-no-time"),
+            ("open", "as above, and without races.year", "rel-f1-recent-rows-test-history-seed-no-points-no-time-no-year"),
         ),
         "rule": ("a driver's recent form, no training", "f1_recent_form_rule", _f1_rule),
         "references": (
