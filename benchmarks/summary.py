@@ -71,6 +71,7 @@ DATABASES: Dict[str, dict] = {
             ("frozen", "recent rows, stale training history, backbones pretrained on the recent rows",
              "rel-f1-recent-rows-stale-history-pretrain-recent-rows"),
             ("open", "RelBench's sampler settings", "rel-f1-test-history-seed"),
+            ("open", "as above, without the points or timestamp columns", "rel-f1-test-history-seed-no-points-no-time"),
             ("open", "each seed's 16 / 8 most recent rows per edge type", "rel-f1-recent-rows-test-history-seed"),
             ("open", "recent rows, without the points columns", "rel-f1-recent-rows-test-history-seed-no-points"),
             ("open", "recent rows, without the points or timestamp columns",
