@@ -152,6 +152,8 @@ def run_seed(db, graph, tasks: Sequence[str], seed: int, pre: dict, ft: dict, de
                                 "higher_is_better": res.higher_is_better, "test": res.test_score,
                                 "val": res.val[res.metric], "seconds": res.seconds["total"],
                                 "best_epoch": res.best_epoch})
+            if res.wise_val:  # several WiSE-FT candidates: keep the one validation chose
+                rec["runs"][-1]["wise_alpha"] = res.wise_alpha
             print(f"  {task:24s} {variant:12s} val {res.val[res.metric]:.4f} test {res.test_score:.4f} "
                   f"({res.seconds['total']:.0f}s)", flush=True)
     return rec
@@ -183,6 +185,8 @@ def summarize(db_name: str, records: Sequence[dict], config: dict, machine: dict
                                 "std": float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0,
                                 "per_seed": xs, "val_per_seed": [x["val"] for x in rs],
                                 "seconds": float(np.mean([x["seconds"] for x in rs]))}
+            if any("wise_alpha" in x for x in rs):
+                t["variants"][v]["wise_alpha_per_seed"] = [x.get("wise_alpha") for x in rs]
     return out
 
 
@@ -289,7 +293,8 @@ def records_from_results(out: dict) -> list:
         runs = [{"task": task, "variant": v, "metric": t["metric"], "higher_is_better": t["higher_is_better"],
                  "test": s["per_seed"][i], "val": s["val_per_seed"][i],
                  # the file's mean over its seeds (see above)
-                 "seconds": s["seconds"]}
+                 "seconds": s["seconds"],
+                 **({"wise_alpha": s["wise_alpha_per_seed"][i]} if "wise_alpha_per_seed" in s else {})}
                 for task, t in out["tasks"].items() for v, s in t["variants"].items()]
         records.append({"seed": seed, "pretrain": pre, "runs": runs,
                         "health": [h for h in out["health"] if h["seed"] == seed]})
@@ -504,6 +509,11 @@ def markdown(out: dict) -> str:
         lines += ["", "Paired wins of fine-tuned (P&F) over scratch (B), seeds where P&F is better: " +
                   "; ".join(f"{task} test {_wins(t, 'per_seed')}, val {_wins(t, 'val_per_seed')}"
                             for task, t in out["tasks"].items())]
+    chosen = {task: t["variants"]["finetune"]["wise_alpha_per_seed"] for task, t in out["tasks"].items()
+              if "wise_alpha_per_seed" in t["variants"].get("finetune", {})}
+    if chosen:
+        lines += ["", "WiSE-FT α chosen on validation, per seed: " +
+                  "; ".join(f"{task} {alphas}" for task, alphas in chosen.items())]
     if out.get("baseline"):
         lines += _baseline_lines(out, ran)
     lines += ["", "Wall time per phase (mean seconds per run): " +
@@ -575,9 +585,10 @@ def parser(db_name: str, default_tasks: Sequence[str], doc: str):
                         "the link objective (pretrain(link_holdout=...); default 0, as in the paper)")
     p.add_argument("--backbone-lr", type=float, default=1e-3)
     p.add_argument("--probe-epochs", type=int, default=3, help="LP-FT head-only epochs before fine-tuning")
-    p.add_argument("--wise-alpha", type=float, default=None,
+    p.add_argument("--wise-alpha", type=float, nargs="+", default=None, metavar="A",
                    help="WiSE-FT: the fine-tuned variant returns (1 - a) * linear probe + a * fine-tuned "
-                        "weights (finetune(wise_alpha=...); default: the fine-tuned weights)")
+                        "weights; several values: the one best on validation, per task and seed "
+                        "(finetune(wise_alpha=...); default: the fine-tuned weights)")
     p.add_argument("--text", default="hash")
     p.add_argument("--val-history", default="seed", choices=["seed", "cutoff"],
                    help="what validation seeds see: rows up to their own time (RelBench) or up to the val "
@@ -645,8 +656,8 @@ def configs(p, a):
         ft["test_history"] = a.test_history
     if a.min_steps_per_epoch is not None:
         ft["min_steps_per_epoch"] = a.min_steps_per_epoch
-    if a.wise_alpha is not None:
-        ft["wise_alpha"] = a.wise_alpha
+    if a.wise_alpha is not None:  # one value stays a number, as results files have always had it
+        ft["wise_alpha"] = a.wise_alpha[0] if len(a.wise_alpha) == 1 else a.wise_alpha
     if a.temporal_strategy != "uniform":
         ft["temporal_strategy"] = a.temporal_strategy
     if a.no_pair_features:

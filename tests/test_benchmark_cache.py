@@ -67,8 +67,16 @@ def test_a_restricted_run_tabulates_only_its_variants():
 def test_a_fine_tuning_lever_reaches_only_the_fine_tuned_variant(shop, graph, tmp_path):
     # scratch and the probes would refuse wise_alpha (ConfigError), so it must not reach them
     cache = protocol.cache_folder(str(tmp_path), "shop", 0, PRE, "drop")
-    rec = protocol.run_seed(shop, graph, ["customer-order"], 0, PRE, {**FT, "wise_alpha": 0.5}, cache=cache)
+    rec = protocol.run_seed(shop, graph, ["customer-order"], 0, PRE, {**FT, "wise_alpha": [0.0, 1.0]},
+                            cache=cache)
     assert [r["variant"] for r in rec["runs"]] == list(protocol.VARIANTS)
+    # the α that validation chose is kept with the fine-tuned run, and reaches the table
+    assert [r["variant"] for r in rec["runs"] if "wise_alpha" in r] == ["finetune"]
+    alpha = next(r["wise_alpha"] for r in rec["runs"] if "wise_alpha" in r)
+    assert alpha in (0.0, 1.0)
+    out = protocol.summarize("shop", [rec], {}, {"cpu": "c", "cores": 2, "torch": "t", "date": "d"})
+    assert out["tasks"]["customer-order"]["variants"]["finetune"]["wise_alpha_per_seed"] == [alpha]
+    assert f"WiSE-FT α chosen on validation, per seed: customer-order [{alpha}]" in protocol.markdown(out)
 
 
 @pytest.mark.parametrize("ft, variants, words", [

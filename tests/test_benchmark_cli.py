@@ -73,6 +73,8 @@ def test_no_pair_features_reaches_link_tasks_and_is_refused_for_entity_tasks(sho
 def test_wise_alpha_becomes_a_finetune_kwarg():
     _, ft = _configs(["--wise-alpha", "0.5"])
     assert ft["wise_alpha"] == 0.5
+    _, ft = _configs(["--wise-alpha", "0.25", "0.5", "1"])  # candidates, chosen on validation
+    assert ft["wise_alpha"] == [0.25, 0.5, 1.0]
 
 
 def test_temporal_strategy_becomes_a_finetune_kwarg_every_variant_shares():

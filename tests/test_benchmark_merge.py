@@ -55,6 +55,21 @@ def test_merging_a_multi_seed_file_with_a_one_seed_file_equals_one_run_over_all_
     assert (results_dir / "merged.json").exists() and (results_dir / "merged.md").exists()
 
 
+def test_merging_keeps_the_wise_ft_alpha_validation_chose(results_dir):
+    records = [_record(s) for s in (0, 1)]
+    for rec, alpha in zip(records, (0.5, 1.0)):
+        for run in rec["runs"]:
+            if run["variant"] == "finetune":
+                run["wise_alpha"] = alpha
+    for rec in records:
+        (results_dir / f"s{rec['seed']}.json").write_text(json.dumps(protocol.summarize("db", [rec], CONFIG,
+                                                                                        MACHINE)))
+    merged = protocol.merge([str(results_dir / "s0.json"), str(results_dir / "s1.json")], "db", "merged")
+    for t in merged["tasks"].values():
+        assert t["variants"]["finetune"]["wise_alpha_per_seed"] == [0.5, 1.0]
+        assert "wise_alpha_per_seed" not in t["variants"]["scratch"]
+
+
 def test_merge_refuses_repeated_seeds_and_mixed_configs(results_dir):
     a = _write(results_dir / "a.json", [0, 1])
     b = _write(results_dir / "b.json", [1])

@@ -327,12 +327,24 @@ def test_wise_ft_interpolates_from_the_probe_to_the_fine_tuned_model(shop, graph
     np.testing.assert_array_equal(ends[1.0].predictions["test"], ft.predictions["test"])
     assert ends[1.0].val == ft.val and ends[1.0].test == ft.test
     assert ends[0.5].val != ft.val and ends[0.5].config["wise_alpha"] == 0.5
+    assert ends[0.5].wise_alpha == 0.5 and ends[0.5].wise_val == {} and ft.wise_alpha is None
+    # Several candidates: each is scored on validation and the best one is returned.
+    chosen = rdlviz.finetune(shop, "customer-order", wise_alpha=[0.0, 0.5, 1.0], **kw)
+    metric = chosen.metric
+    assert chosen.wise_val == pytest.approx({a: ends[a].val[metric] for a in ends}, abs=1e-12)
+    best = max(ends, key=lambda a: ends[a].val[metric])
+    assert chosen.wise_alpha == best
+    np.testing.assert_array_equal(chosen.predictions["test"], ends[best].predictions["test"])
+    assert chosen.test == ends[best].test
 
 
 def test_wise_ft_is_checked(shop, graph, run):
     for bad, match in [(dict(wise_alpha=1.5, probe_epochs=1), r"\[0, 1\]"),
                        (dict(wise_alpha=0.5, probe_epochs=0), "probe_epochs >= 1"),
-                       (dict(wise_alpha=0.5, probe_epochs=1, mode="probe"), "mode='full'")]:
+                       (dict(wise_alpha=0.5, probe_epochs=1, mode="probe"), "mode='full'"),
+                       (dict(wise_alpha=[0.5, 1.2], probe_epochs=1), r"\[0, 1\]"),
+                       (dict(wise_alpha=[], probe_epochs=1), "empty sequence"),
+                       (dict(wise_alpha="0.5", probe_epochs=1), "a sequence of them")]:
         kw = dict(mode="full") | bad
         with pytest.raises(ConfigError, match=match):
             rdlviz.finetune(shop, "customer-order", backbone=run, graph=graph, **kw)

@@ -66,6 +66,12 @@ def test_lp_ft_trains_the_head_first_and_wise_ft_interpolates_from_there(shop_li
     end = rdlviz.finetune(shop_links, "customer-product", wise_alpha=1.0, **kw)
     np.testing.assert_array_equal(end.predictions["test"], ft.predictions["test"])
     assert end.val == ft.val
+    # Both ends as candidates: the one with the better validation MAP is returned.
+    chosen = rdlviz.finetune(shop_links, "customer-product", wise_alpha=(0.0, 1.0), **kw)
+    assert chosen.wise_val == pytest.approx({0.0: lp.val["map"], 1.0: end.val["map"]}, abs=1e-12)
+    best = end if end.val["map"] > lp.val["map"] else lp
+    assert chosen.wise_alpha == best.wise_alpha
+    np.testing.assert_array_equal(chosen.predictions["test"], best.predictions["test"])
     with pytest.raises(ConfigError, match="probe_epochs"):
         rdlviz.finetune(shop_links, "customer-product", backbone=run, mode="full", graph=graph,
                         wise_alpha=0.5, **FT)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -122,7 +122,7 @@ def _steps(row_time: torch.Tensor, row_pairs: torch.Tensor, batch_size: int, n_c
 def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, batch_size: int,
                   num_neighbors: Sequence[int], temporal_strategy: str, lr: float,
                   backbone_lr: Optional[float], probe_epochs: int, head_layers: int,
-                  wise_alpha: Optional[float], patience: int, max_steps_per_epoch: Optional[int],
+                  wise_alpha: Union[float, Sequence[float], None], patience: int, max_steps_per_epoch: Optional[int],
                   backbone_kwargs: Optional[Dict[str, Any]], seed: int, progress: bool,
                   pair_features: bool = True, device="cpu") -> FinetuneResult:
     """Train and evaluate a two-tower model on a link task (see the module docstring).
@@ -130,8 +130,9 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
     The schedule is the entity tasks': ``mode="probe"`` trains the head alone,
     ``mode="full"`` (and ``"scratch"``) first trains the head alone for ``probe_epochs``
     epochs (LP-FT), then both, with the backbone at ``backbone_lr``; ``wise_alpha`` interpolates the selected
-    model towards the state after the head-only epochs (WiSE-FT)."""
-    from rdlviz.finetune.loop import _interpolate, _resolve_backbone
+    model towards the state after the head-only epochs (WiSE-FT; several candidates: the
+    best on validation MAP)."""
+    from rdlviz.finetune.loop import _resolve_backbone, _wise_ft
 
     t_start = time.perf_counter()
     torch.manual_seed(seed)
@@ -286,8 +287,15 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
             bad += 1
             if bad >= patience:
                 break
+    alpha, wise_val = None, {}
     if lp_state is not None:
-        best_state = _interpolate(lp_state, best_state, wise_alpha)
+        def val_score(state):
+            model.load_state_dict(state)
+            return task.evaluate(rank(val_rows), val_table)["map"]
+
+        t0 = time.perf_counter()
+        best_state, alpha, wise_val = _wise_ft(lp_state, best_state, wise_alpha, val_score, True)
+        t_eval += time.perf_counter() - t0
     model.load_state_dict(best_state)
     t0 = time.perf_counter()
     preds = {"val": rank(val_rows), "test": rank(table_rows(task.get_table("test").df))}
@@ -305,5 +313,5 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
                                            head_layers=head_layers, patience=patience,
                                            max_steps_per_epoch=max_steps_per_epoch, wise_alpha=wise_alpha,
                                            pair_features=pair_features, seed=seed, backbone=net.config()),
-        model=model,
+        model=model, wise_alpha=alpha, wise_val=wise_val,
     )

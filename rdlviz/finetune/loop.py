@@ -172,11 +172,37 @@ def _interpolate(start: Dict[str, torch.Tensor], end: Dict[str, torch.Tensor],
     return {k: torch.lerp(start[k], v, alpha) if v.is_floating_point() else v for k, v in end.items()}
 
 
+def _alphas(wise_alpha: Union[float, Sequence[float]]) -> Tuple[float, ...]:
+    """``wise_alpha`` as a tuple of candidates (one number: one candidate)."""
+    if isinstance(wise_alpha, (int, float)):
+        return (float(wise_alpha),)
+    if isinstance(wise_alpha, str):  # iterable, but its characters are no candidates
+        raise TypeError(wise_alpha)
+    return tuple(float(a) for a in wise_alpha)
+
+
+def _wise_ft(lp_state: Dict[str, torch.Tensor], ft_state: Dict[str, torch.Tensor],
+             wise_alpha: Union[float, Sequence[float]], val_score, higher_is_better: bool):
+    """WiSE-FT's returned weights: ``(state, alpha, {alpha: validation score})``.
+
+    One ``alpha`` is applied as given (the score dict is empty). With several, each
+    interpolated model is scored on validation by ``val_score(state)`` and the best is
+    kept (ties: the first listed), as the paper tunes its mixing coefficient on held-out
+    data; the test split plays no part in the choice.
+    """
+    alphas = _alphas(wise_alpha)
+    if len(alphas) == 1:
+        return _interpolate(lp_state, ft_state, alphas[0]), alphas[0], {}
+    scores = {a: float(val_score(_interpolate(lp_state, ft_state, a))) for a in alphas}
+    pick = (max if higher_is_better else min)(alphas, key=lambda a: scores[a])
+    return _interpolate(lp_state, ft_state, pick), pick, scores
+
+
 def check_args(*, mode: str = "full", epochs: int = 20, batch_size: int = 512, head_layers: int = 2,
                patience: int = 5, lr: float = 5e-3, backbone_lr: Optional[float] = None,
                probe_epochs: int = 0, val_history: str = "seed", train_history: str = "seed",
-               reference_time: str = "seed", test_history: str = "cutoff", wise_alpha: Optional[float] = None,
-               temporal_strategy: str = "uniform", max_steps_per_epoch: Optional[int] = None,
+               reference_time: str = "seed", test_history: str = "cutoff",
+               wise_alpha: Union[float, Sequence[float], None] = None, temporal_strategy: str = "uniform", max_steps_per_epoch: Optional[int] = None,
                min_steps_per_epoch: Optional[int] = None) -> None:
     """Raise :class:`~rdlviz.errors.ConfigError` for a :func:`finetune` configuration that
     cannot run, before any data is loaded (defaults are :func:`finetune`'s).
@@ -211,7 +237,15 @@ def check_args(*, mode: str = "full", epochs: int = 20, batch_size: int = 512, h
     if train_history not in TRAIN_HISTORIES:
         raise ConfigError(f"train_history must be one of {TRAIN_HISTORIES}, got {train_history!r}")
     if wise_alpha is not None:
-        if not 0.0 <= wise_alpha <= 1.0:
+        try:
+            alphas = _alphas(wise_alpha)
+        except (TypeError, ValueError):
+            raise ConfigError(f"wise_alpha must be a number in [0, 1] or a sequence of them (candidates "
+                              f"chosen on validation), got {wise_alpha!r}") from None
+        if not alphas:
+            raise ConfigError("wise_alpha is an empty sequence; give at least one number in [0, 1], or "
+                              "None for the fine-tuned weights")
+        if not all(0.0 <= a <= 1.0 for a in alphas):
             raise ConfigError(f"wise_alpha must lie in [0, 1] (0: the linear probe, 1: the fine-tuned "
                               f"model), got {wise_alpha}")
         if mode != "full" or probe_epochs < 1:
@@ -318,7 +352,7 @@ def finetune(
     train_history: str = "seed",
     reference_time: str = "seed",
     test_history: str = "cutoff",
-    wise_alpha: Optional[float] = None,
+    wise_alpha: Union[float, Sequence[float], None] = None,
     pair_features: Optional[bool] = None,
     backbone_kwargs: Optional[Dict[str, Any]] = None,
     seed: int = 0,
@@ -413,8 +447,12 @@ def finetune(
             selected fine-tuned model. Fine-tuning starts from ``θ_LP``, so the two ends
             share a starting point, which is why the paper finds the straight line between
             them free of loss barriers. ``None`` (default) returns ``θ_FT``, as ``1.0``
-            does. The result's validation and test metrics are the interpolated model's;
-            the epoch is still selected on the fine-tuned one.
+            does. A sequence of candidates, e.g. ``(0, 0.25, 0.5, 0.75, 1)``, keeps the
+            one whose model scores best on validation (one validation pass each), as the
+            paper tunes α on held-out data; ``result.wise_alpha`` is the α returned and
+            ``result.wise_val`` each candidate's validation metric. The result's
+            validation and test metrics are the interpolated model's; the epoch is still
+            selected on the fine-tuned one.
         pair_features: link tasks only (``None`` = ``True``): add to the two-tower score a
             learned term of whether, how often and how recently the source's past reaches
             the destination (:mod:`rdlviz.finetune.pair_features`); ``False`` scores with
@@ -621,8 +659,15 @@ def finetune(
             if select(epoch, total / max(count, 1)):
                 break
 
+    alpha, wise_val = None, {}
     if lp_state is not None:
-        best_state = _interpolate(lp_state, best_state, wise_alpha)
+        def val_score(state):
+            model.load_state_dict(state)
+            return _metrics(kind, splits["val"][2], predict("val"))[metric]
+
+        t0 = time.perf_counter()
+        best_state, alpha, wise_val = _wise_ft(lp_state, best_state, wise_alpha, val_score, higher)
+        t_eval += time.perf_counter() - t0
     model.load_state_dict(best_state)
     t0 = time.perf_counter()
     if mode == "probe":
@@ -650,5 +695,5 @@ def finetune(
         task=task.name, mode=mode, metric=metric, higher_is_better=higher,
         history=pd.DataFrame(history), val=val, test=test, predictions=preds,
         seconds={"total": time.perf_counter() - t_start, "train": t_train, "eval": t_eval},
-        best_epoch=best_epoch, config=cfg, model=model,
+        best_epoch=best_epoch, config=cfg, model=model, wise_alpha=alpha, wise_val=wise_val,
     )

@@ -27,6 +27,9 @@ class FinetuneResult:
         seconds: wall time (``total``, ``train``, ``eval``).
         best_epoch: the epoch selected on validation.
         model: the trained model (backbone + head).
+        wise_alpha: the WiSE-FT α of the returned weights (``None`` without WiSE-FT).
+        wise_val: with several WiSE-FT candidates, each α's validation metric
+            (``{alpha: score}``); empty otherwise.
     """
 
     task: str
@@ -41,6 +44,8 @@ class FinetuneResult:
     best_epoch: int
     config: Dict[str, Any] = field(default_factory=dict, repr=False)
     model: Optional[torch.nn.Module] = field(default=None, repr=False)
+    wise_alpha: Optional[float] = None
+    wise_val: Dict[float, float] = field(default_factory=dict, repr=False)
 
     @property
     def test_score(self) -> float:
