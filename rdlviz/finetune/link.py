@@ -122,9 +122,9 @@ def _steps(row_time: torch.Tensor, row_pairs: torch.Tensor, batch_size: int, n_c
 def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, batch_size: int,
                   num_neighbors: Sequence[int], temporal_strategy: str, lr: float,
                   backbone_lr: Optional[float], probe_epochs: int, head_layers: int,
-                  wise_alpha: Union[float, Sequence[float], None], patience: int, max_steps_per_epoch: Optional[int],
-                  backbone_kwargs: Optional[Dict[str, Any]], seed: int, progress: bool,
-                  pair_features: bool = True, device="cpu") -> FinetuneResult:
+                  wise_alpha: Union[float, Sequence[float], None], patience: int,
+                  max_steps_per_epoch: Optional[int], backbone_kwargs: Optional[Dict[str, Any]], seed: int,
+                  progress: bool, pair_features: bool = True, device="cpu") -> FinetuneResult:
     """Train and evaluate a two-tower model on a link task (see the module docstring).
 
     The schedule is the entity tasks': ``mode="probe"`` trains the head alone,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import time
 import warnings
 from pathlib import Path
@@ -174,7 +175,7 @@ def _interpolate(start: Dict[str, torch.Tensor], end: Dict[str, torch.Tensor],
 
 def _alphas(wise_alpha: Union[float, Sequence[float]]) -> Tuple[float, ...]:
     """``wise_alpha`` as a tuple of candidates (one number: one candidate)."""
-    if isinstance(wise_alpha, (int, float)):
+    if isinstance(wise_alpha, numbers.Real):  # numpy scalars too
         return (float(wise_alpha),)
     if isinstance(wise_alpha, str):  # iterable, but its characters are no candidates
         raise TypeError(wise_alpha)
@@ -202,8 +203,8 @@ def check_args(*, mode: str = "full", epochs: int = 20, batch_size: int = 512, h
                patience: int = 5, lr: float = 5e-3, backbone_lr: Optional[float] = None,
                probe_epochs: int = 0, val_history: str = "seed", train_history: str = "seed",
                reference_time: str = "seed", test_history: str = "cutoff",
-               wise_alpha: Union[float, Sequence[float], None] = None, temporal_strategy: str = "uniform", max_steps_per_epoch: Optional[int] = None,
-               min_steps_per_epoch: Optional[int] = None) -> None:
+               wise_alpha: Union[float, Sequence[float], None] = None, temporal_strategy: str = "uniform",
+               max_steps_per_epoch: Optional[int] = None, min_steps_per_epoch: Optional[int] = None) -> None:
     """Raise :class:`~rdlviz.errors.ConfigError` for a :func:`finetune` configuration that
     cannot run, before any data is loaded (defaults are :func:`finetune`'s).
 
