@@ -57,6 +57,7 @@ DATABASES: Dict[str, dict] = {
         "tasks": ("driver-dnf", "driver-top3", "driver-position"),
         "settings": (
             ("frozen", "RelBench's sampler settings: uniform draw, fan-out [128, 64]", "rel-f1-per-row-head-xeon"),
+            ("frozen", "as above, without the points or timestamp columns", "rel-f1-no-points-no-time"),
             ("frozen", "each seed's 16 / 8 most recent rows per edge type", "rel-f1-recent-rows"),
             ("frozen", "recent rows, without the points or timestamp columns", "rel-f1-recent-rows-no-points-no-time"),
             ("frozen", "as above, and without races.year", "rel-f1-recent-rows-no-points-no-time-no-year"),
