@@ -50,6 +50,11 @@ from rdlviz.pretrain.health import effective_rank, uniformity  # noqa: E402
 from rdlviz.pretrain.loop import PRETRAINING_VERSION  # noqa: E402
 
 VARIANTS = ("scratch", "probe", "finetune", "random_probe")
+# Per-run facts a results file keeps per seed (as ``<field>_per_seed``) when the runs have
+# them: the epoch validation chose, and with several WiSE-FT candidates the α it chose and
+# every candidate's validation score (``{"0.25": score, ...}``). Files written before a
+# field was kept lack it.
+PER_SEED_FIELDS = ("best_epoch", "wise_alpha", "wise_val")
 
 
 def _health(backbone, graph, table: str, n: int = 2000) -> Dict[str, float]:
@@ -152,8 +157,9 @@ def run_seed(db, graph, tasks: Sequence[str], seed: int, pre: dict, ft: dict, de
                                 "higher_is_better": res.higher_is_better, "test": res.test_score,
                                 "val": res.val[res.metric], "seconds": res.seconds["total"],
                                 "best_epoch": res.best_epoch})
-            if res.wise_val:  # several WiSE-FT candidates: keep the one validation chose
+            if res.wise_val:  # several WiSE-FT candidates: the one validation chose, and why
                 rec["runs"][-1]["wise_alpha"] = res.wise_alpha
+                rec["runs"][-1]["wise_val"] = {format(a, "g"): s for a, s in res.wise_val.items()}
             print(f"  {task:24s} {variant:12s} val {res.val[res.metric]:.4f} test {res.test_score:.4f} "
                   f"({res.seconds['total']:.0f}s)", flush=True)
     return rec
@@ -185,8 +191,9 @@ def summarize(db_name: str, records: Sequence[dict], config: dict, machine: dict
                                 "std": float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0,
                                 "per_seed": xs, "val_per_seed": [x["val"] for x in rs],
                                 "seconds": float(np.mean([x["seconds"] for x in rs]))}
-            if any("wise_alpha" in x for x in rs):
-                t["variants"][v]["wise_alpha_per_seed"] = [x.get("wise_alpha") for x in rs]
+            for field in PER_SEED_FIELDS:
+                if any(field in x for x in rs):
+                    t["variants"][v][f"{field}_per_seed"] = [x.get(field) for x in rs]
     return out
 
 
@@ -282,9 +289,10 @@ def records_from_results(out: dict) -> list:
     """Per-seed records back from a results file (the inverse of :func:`summarize`).
 
     Lets runs made in separate processes (``--out`` per run) be merged without their
-    ``--partial-dir`` files. ``best_epoch`` is not kept in results files, and a task's
-    seconds are kept only as a mean over the file's seeds: each seed gets that mean, which
-    leaves every mean over seeds that :func:`summarize` computes exact.
+    ``--partial-dir`` files. A task's seconds are kept only as a mean over the file's
+    seeds: each seed gets that mean, which leaves every mean over seeds that
+    :func:`summarize` computes exact. Fields of ``PER_SEED_FIELDS`` come back where the
+    file kept them.
     """
     records = []
     for i, seed in enumerate(out["seeds"]):
@@ -294,7 +302,7 @@ def records_from_results(out: dict) -> list:
                  "test": s["per_seed"][i], "val": s["val_per_seed"][i],
                  # the file's mean over its seeds (see above)
                  "seconds": s["seconds"],
-                 **({"wise_alpha": s["wise_alpha_per_seed"][i]} if "wise_alpha_per_seed" in s else {})}
+                 **{f: s[f"{f}_per_seed"][i] for f in PER_SEED_FIELDS if f"{f}_per_seed" in s}}
                 for task, t in out["tasks"].items() for v, s in t["variants"].items()]
         records.append({"seed": seed, "pretrain": pre, "runs": runs,
                         "health": [h for h in out["health"] if h["seed"] == seed]})
@@ -477,6 +485,20 @@ def _cell(xs) -> str:
     return f"{xs.mean():.4f} ± {xs.std(ddof=1):.4f}" if len(xs) > 1 else f"{xs[0]:.4f} (one seed)"
 
 
+def _wise_val_table(curves: Dict[str, list]) -> list:
+    """Markdown rows: per task, the mean validation metric of each WiSE-FT candidate α
+    over the seeds that scored it."""
+    alphas = sorted({a for seeds in curves.values() for c in seeds if c for a in c}, key=float)
+    rows = ["| task | " + " | ".join(f"α = {a}" for a in alphas) + " |", "|---|" + "---|" * len(alphas)]
+    for task, seeds in curves.items():
+        cells = []
+        for a in alphas:
+            xs = [c[a] for c in seeds if c and a in c]
+            cells.append(f"{np.mean(xs):.4f}" if xs else "—")
+        rows.append(f"| {task} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def markdown(out: dict) -> str:
     m = out["machine"]
     lines = [f"# {out['database']}: scratch vs probe vs fine-tuned", "",
@@ -514,6 +536,19 @@ def markdown(out: dict) -> str:
     if chosen:
         lines += ["", "WiSE-FT α chosen on validation, per seed: " +
                   "; ".join(f"{task} {alphas}" for task, alphas in chosen.items())]
+    curves = {task: t["variants"]["finetune"]["wise_val_per_seed"] for task, t in out["tasks"].items()
+              if any(t["variants"].get("finetune", {}).get("wise_val_per_seed") or [])}
+    if curves:
+        lines += ["", "WiSE-FT validation metric per candidate α (mean over seeds; each seed chose its best):",
+                  ""] + _wise_val_table(curves)
+    epochs = [v for v in ran if all(t["variants"][v].get("best_epoch_per_seed") for t in out["tasks"].values())]
+    if epochs:
+        lines += ["", "Epoch chosen on validation, per seed (probes: head epochs; fine-tuned: epochs after "
+                  "the head-only ones):", "", "| task | " + " | ".join(NAMES[v] for v in epochs) + " |",
+                  "|---|" + "---|" * len(epochs)]
+        for task, t in out["tasks"].items():
+            lines.append(f"| {task} | " + " | ".join(
+                ", ".join(str(e) for e in t["variants"][v]["best_epoch_per_seed"]) for v in epochs) + " |")
     if out.get("baseline"):
         lines += _baseline_lines(out, ran)
     lines += ["", "Wall time per phase (mean seconds per run): " +

@@ -72,8 +72,13 @@ def test_a_fine_tuning_lever_reaches_only_the_fine_tuned_variant(shop, graph, tm
     assert [r["variant"] for r in rec["runs"]] == list(protocol.VARIANTS)
     # the α that validation chose is kept with the fine-tuned run, and reaches the table
     assert [r["variant"] for r in rec["runs"] if "wise_alpha" in r] == ["finetune"]
-    alpha = next(r["wise_alpha"] for r in rec["runs"] if "wise_alpha" in r)
+    run = next(r for r in rec["runs"] if "wise_alpha" in r)
+    alpha = run["wise_alpha"]
     assert alpha in (0.0, 1.0)
+    # with every candidate's validation score, of which the chosen one is the best (AUROC)
+    assert set(run["wise_val"]) == {"0", "1"}
+    assert run["wise_val"][format(alpha, "g")] == max(run["wise_val"].values())
+    assert run["val"] == pytest.approx(run["wise_val"][format(alpha, "g")])
     out = protocol.summarize("shop", [rec], {}, {"cpu": "c", "cores": 2, "torch": "t", "date": "d"})
     assert out["tasks"]["customer-order"]["variants"]["finetune"]["wise_alpha_per_seed"] == [alpha]
     assert f"WiSE-FT α chosen on validation, per seed: customer-order [{alpha}]" in protocol.markdown(out)

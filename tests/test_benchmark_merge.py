@@ -22,7 +22,7 @@ def _record(seed):
         for i, v in enumerate(protocol.VARIANTS):
             runs.append({"task": task, "variant": v, "metric": metric, "higher_is_better": hib,
                          "test": 0.5 + 0.01 * seed + 0.001 * i, "val": 0.4 + 0.02 * seed - 0.001 * i,
-                         "seconds": 10.0 * (seed + 1) + i, "best_epoch": 1})
+                         "seconds": 10.0 * (seed + 1) + i, "best_epoch": 1 + seed + i})
     return {"seed": seed, "pretrain": {"seconds": 100.0 + seed, "steps": 10},
             "runs": runs, "health": [{"seed": seed, "table": "a", "pretrained": {}, "random": {}}]}
 
@@ -55,19 +55,29 @@ def test_merging_a_multi_seed_file_with_a_one_seed_file_equals_one_run_over_all_
     assert (results_dir / "merged.json").exists() and (results_dir / "merged.md").exists()
 
 
-def test_merging_keeps_the_wise_ft_alpha_validation_chose(results_dir):
+def test_merging_keeps_the_chosen_epochs_and_the_wise_ft_choice_per_seed(results_dir):
     records = [_record(s) for s in (0, 1)]
     for rec, alpha in zip(records, (0.5, 1.0)):
         for run in rec["runs"]:
             if run["variant"] == "finetune":
                 run["wise_alpha"] = alpha
+                run["wise_val"] = {"0.5": 0.6 + rec["seed"], "1": 0.7}
     for rec in records:
         (results_dir / f"s{rec['seed']}.json").write_text(json.dumps(protocol.summarize("db", [rec], CONFIG,
                                                                                         MACHINE)))
     merged = protocol.merge([str(results_dir / "s0.json"), str(results_dir / "s1.json")], "db", "merged")
     for t in merged["tasks"].values():
-        assert t["variants"]["finetune"]["wise_alpha_per_seed"] == [0.5, 1.0]
+        ft = t["variants"]["finetune"]
+        assert ft["wise_alpha_per_seed"] == [0.5, 1.0]
+        assert ft["wise_val_per_seed"] == [{"0.5": 0.6, "1": 0.7}, {"0.5": 1.6, "1": 0.7}]
         assert "wise_alpha_per_seed" not in t["variants"]["scratch"]
+        assert "wise_val_per_seed" not in t["variants"]["scratch"]
+        for i, v in enumerate(protocol.VARIANTS):
+            assert t["variants"][v]["best_epoch_per_seed"] == [1 + i, 2 + i]
+    md = (results_dir / "merged.md").read_text()
+    # the mean of each candidate's validation over the seeds, and each variant's epochs
+    assert "| t-cls | 1.1000 | 0.7000 |" in md
+    assert "| t-reg | 1, 2 | 2, 3 | 3, 4 | 4, 5 |" in md
 
 
 def test_merge_refuses_repeated_seeds_and_mixed_configs(results_dir):

@@ -287,18 +287,20 @@ def finetune_link(dataset, task, backbone, *, mode: str, graph, epochs: int, bat
             bad += 1
             if bad >= patience:
                 break
-    alpha, wise_val = None, {}
+    alpha, wise_val, val_pred = None, {}, None
     if lp_state is not None:
-        def val_score(state):
+        def val_evaluate(state):
             model.load_state_dict(state)
-            return task.evaluate(rank(val_rows), val_table)["map"]
+            ranked = rank(val_rows)
+            return task.evaluate(ranked, val_table)["map"], ranked
 
         t0 = time.perf_counter()
-        best_state, alpha, wise_val = _wise_ft(lp_state, best_state, wise_alpha, val_score, True)
+        best_state, alpha, wise_val, val_pred = _wise_ft(lp_state, best_state, wise_alpha, val_evaluate, True)
         t_eval += time.perf_counter() - t0
     model.load_state_dict(best_state)
     t0 = time.perf_counter()
-    preds = {"val": rank(val_rows), "test": rank(table_rows(task.get_table("test").df))}
+    preds = {"val": rank(val_rows) if val_pred is None else val_pred,
+             "test": rank(table_rows(task.get_table("test").df))}
     val = {"map": float(task.evaluate(preds["val"], val_table)["map"])}
     # Test targets are read here, once, after model selection.
     test = {"map": float(task.evaluate(preds["test"])["map"])}

@@ -183,20 +183,23 @@ def _alphas(wise_alpha: Union[float, Sequence[float]]) -> Tuple[float, ...]:
 
 
 def _wise_ft(lp_state: Dict[str, torch.Tensor], ft_state: Dict[str, torch.Tensor],
-             wise_alpha: Union[float, Sequence[float]], val_score, higher_is_better: bool):
-    """WiSE-FT's returned weights: ``(state, alpha, {alpha: validation score})``.
+             wise_alpha: Union[float, Sequence[float]], val_evaluate, higher_is_better: bool):
+    """WiSE-FT's returned weights: ``(state, alpha, {alpha: validation score}, val_predictions)``.
 
-    One ``alpha`` is applied as given (the score dict is empty). With several, each
-    interpolated model is scored on validation by ``val_score(state)`` and the best is
-    kept (ties: the first listed), as the paper tunes its mixing coefficient on held-out
-    data; the test split plays no part in the choice.
+    One ``alpha`` is applied as given (the score dict is empty, the predictions ``None``).
+    With several, each interpolated model is scored on validation by
+    ``val_evaluate(state) -> (score, predictions)`` and the best is kept (ties: the first
+    listed), as the paper tunes its mixing coefficient on held-out data; the test split
+    plays no part in the choice. The chosen model's validation predictions come back so
+    that the caller need not predict validation again.
     """
     alphas = _alphas(wise_alpha)
     if len(alphas) == 1:
-        return _interpolate(lp_state, ft_state, alphas[0]), alphas[0], {}
-    scores = {a: float(val_score(_interpolate(lp_state, ft_state, a))) for a in alphas}
+        return _interpolate(lp_state, ft_state, alphas[0]), alphas[0], {}, None
+    scored = {a: val_evaluate(_interpolate(lp_state, ft_state, a)) for a in alphas}
+    scores = {a: float(score) for a, (score, _) in scored.items()}
     pick = (max if higher_is_better else min)(alphas, key=lambda a: scores[a])
-    return _interpolate(lp_state, ft_state, pick), pick, scores
+    return _interpolate(lp_state, ft_state, pick), pick, scores, scored[pick][1]
 
 
 def check_args(*, mode: str = "full", epochs: int = 20, batch_size: int = 512, head_layers: int = 2,
@@ -660,21 +663,22 @@ def finetune(
             if select(epoch, total / max(count, 1)):
                 break
 
-    alpha, wise_val = None, {}
+    alpha, wise_val, val_pred = None, {}, None
     if lp_state is not None:
-        def val_score(state):
+        def val_evaluate(state):
             model.load_state_dict(state)
-            return _metrics(kind, splits["val"][2], predict("val"))[metric]
+            pv = predict("val")
+            return _metrics(kind, splits["val"][2], pv)[metric], pv
 
         t0 = time.perf_counter()
-        best_state, alpha, wise_val = _wise_ft(lp_state, best_state, wise_alpha, val_score, higher)
+        best_state, alpha, wise_val, val_pred = _wise_ft(lp_state, best_state, wise_alpha, val_evaluate, higher)
         t_eval += time.perf_counter() - t0
     model.load_state_dict(best_state)
     t0 = time.perf_counter()
     if mode == "probe":
         preds = {"val": predict("val", frozen["val"]), "test": predict("test", frozen["test"])}
     else:
-        preds = {"val": predict("val"), "test": predict("test")}
+        preds = {"val": predict("val") if val_pred is None else val_pred, "test": predict("test")}
     val = _metrics(kind, splits["val"][2], preds["val"])
     # Test labels are read here, once, after model selection.
     test_pred = preds["test"] if kind != "multiclass" else preds["test"].argmax(-1)
