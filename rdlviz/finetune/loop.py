@@ -378,7 +378,9 @@ def finetune(
             graph passed here must hold what ``test_history`` asks for, or a
             ``ConfigError`` says which ``graph.with_cutoff(...)`` to pass.
         epochs / batch_size / num_neighbors: training budget and temporal fan-out
-            (RelBench's defaults: 20 epochs, 512, ``[128, 64]``).
+            (the pretraining method's downstream protocol: up to 20 epochs, 512,
+            ``[128, 64]``; RelBench's example script ``gnn_entity.py`` trains 10 epochs
+            with the same batch and fan-out).
         temporal_strategy: which earlier neighbours each hop takes: ``"uniform"``
             (RelBench's default) draws from the whole past, ``"last"`` takes the most
             recent ones. SAGE averages what it is given, so with a small fan-out
