@@ -129,7 +129,8 @@ def check_tasks(db, tasks: Sequence[str], ft: dict) -> Dict[str, str]:
                                       reference_time=ft.get("reference_time", "seed"),
                                       test_history=ft.get("test_history", "cutoff"),
                                       min_steps_per_epoch=ft.get("min_steps_per_epoch"),
-                                      pair_features=ft.get("pair_features"))
+                                      pair_features=ft.get("pair_features"),
+                                      clamp_predictions=ft.get("clamp_predictions", False))
     return kinds
 
 
@@ -642,6 +643,10 @@ def parser(db_name: str, default_tasks: Sequence[str], doc: str):
     p.add_argument("--no-pair-features", action="store_true",
                    help="link tasks: score with the two towers alone, without the pair term "
                         "(finetune(pair_features=False)), as every link result before that term was")
+    p.add_argument("--clamp-regression", action="store_true",
+                   help="regression tasks: clip validation and test predictions to the training targets' "
+                        "2nd-98th percentiles, as RelBench's gnn_entity.py does "
+                        "(finetune(clamp_predictions=True)); every variant; only with regression --tasks")
     p.add_argument("--no-time-features", action="store_true",
                    help="leave timestamp columns out of the features (build_graph(time_features=False))")
     p.add_argument("--drop", nargs="+", default=[], metavar="TABLE.COLUMN",
@@ -697,6 +702,8 @@ def configs(p, a):
         ft["temporal_strategy"] = a.temporal_strategy
     if a.no_pair_features:
         ft["pair_features"] = False
+    if a.clamp_regression:
+        ft["clamp_predictions"] = True
     return {**pre, "patience": a.pretrain_patience}, {**ft, "patience": a.patience}
 
 

@@ -70,6 +70,19 @@ def test_no_pair_features_reaches_link_tasks_and_is_refused_for_entity_tasks(sho
         protocol.check_tasks(shop, ["customer-order"], ft)
 
 
+def test_clamp_regression_reaches_every_variant_and_only_regression_tasks(f1, shop):
+    assert "clamp_predictions" not in _configs([])[1]  # recorded only when set
+    _, ft = _configs(["--clamp-regression"])
+    for variant in protocol.VARIANTS:  # evaluation, not training: the same for every variant
+        assert protocol.variant_config(variant, ft)[1]["clamp_predictions"] is True
+    protocol.check_config(ft, protocol.VARIANTS)
+    assert protocol.check_tasks(f1, ["driver-position"], ft) == {"driver-position": "regression"}
+    with pytest.raises(ConfigError, match="'driver-dnf' is a binary task"):
+        protocol.check_tasks(f1, ["driver-position", "driver-dnf"], ft)
+    with pytest.raises(ConfigError, match="clamp_predictions"):
+        protocol.check_tasks(shop, ["customer-order"], ft)
+
+
 def test_wise_alpha_becomes_a_finetune_kwarg():
     _, ft = _configs(["--wise-alpha", "0.5"])
     assert ft["wise_alpha"] == 0.5

@@ -348,3 +348,57 @@ def test_wise_ft_is_checked(shop, graph, run):
         kw = dict(mode="full") | bad
         with pytest.raises(ConfigError, match=match):
             rdlviz.finetune(shop, "customer-order", backbone=run, graph=graph, **kw)
+
+
+@pytest.fixture(scope="module")
+def spend(tmp_path_factory):
+    """The shop with a regression task: each customer's spend over the next 30 days (0
+    for most; heavy-tailed above), so RelBench's percentile clamp has tails to cut."""
+    import relbench
+
+    from conftest import SHOP_KEYS, make_shop_tables
+    from rdlviz.data.manifest import write_dataset
+    from rdlviz.data.tasks import entity_task
+
+    task = entity_task(
+        "customer-spend", entity_table="customers", entity_col="customer_id", target_col="spend",
+        task_type="regression", timedelta="30 days", num_eval_timestamps=4,
+        sql="""
+            SELECT t.timestamp, c.customer_id,
+                   COALESCE((SELECT SUM(o.amount) FROM orders o WHERE o.customer_id = c.customer_id
+                             AND o.ordered_at > t.timestamp
+                             AND o.ordered_at <= t.timestamp + INTERVAL '{timedelta}'), 0) AS spend
+            FROM timestamps t, customers c
+        """)
+    out = tmp_path_factory.mktemp("spend") / "db"
+    write_dataset("shop-spend", make_shop_tables(), out_dir=out, tasks=[task], **SHOP_KEYS)
+    db = relbench.load_dataset(out)
+    return db, rdlviz.build_graph(db, text="drop")
+
+
+def test_regression_beats_the_median_and_clamps_as_relbench_does(spend):
+    db, g = spend
+    task = db.load_task("customer-spend")
+    y = {s: task.get_table(s, mask_input_cols=False).df["spend"].to_numpy() for s in ("train", "val", "test")}
+    kw = dict(FT, mode="scratch", graph=g, seed=2, epochs=3)
+    raw = rdlviz.finetune(db, task, **kw)
+    # L1's best constant is the training median; the model must beat it on validation.
+    assert raw.val["mae"] < np.abs(y["val"] - np.median(y["train"])).mean()
+    assert raw.config["clamp"] is None
+
+    clamped = rdlviz.finetune(db, task, clamp_predictions=True, **kw)
+    lo, hi = np.percentile(y["train"], [2, 98])
+    assert clamped.config["clamp"] == pytest.approx([lo, hi])
+    # Training is unchanged, and here validation chose the same epoch, so the clamped
+    # predictions are the raw ones clipped, and every metric is computed from them.
+    assert clamped.best_epoch == raw.best_epoch
+    for split in ("val", "test"):
+        np.testing.assert_allclose(clamped.predictions[split], np.clip(raw.predictions[split], lo, hi), rtol=1e-6)
+        assert (clamped.predictions[split] != raw.predictions[split]).any()
+    assert clamped.val["mae"] == pytest.approx(np.abs(y["val"] - clamped.predictions["val"]).mean())
+    assert clamped.test["mae"] == pytest.approx(np.abs(y["test"] - clamped.predictions["test"]).mean())
+
+
+def test_clamping_is_refused_for_a_classification_task(shop, graph):
+    with pytest.raises(ConfigError, match="clamp_predictions.*binary"):
+        rdlviz.finetune(shop, "customer-order", mode="scratch", graph=graph, clamp_predictions=True, **FT)

@@ -280,7 +280,7 @@ def check_args(*, mode: str = "full", epochs: int = 20, batch_size: int = 512, h
 
 def check_task_args(task, *, train_history: str = "seed", reference_time: str = "seed",
                     test_history: str = "cutoff", min_steps_per_epoch: Optional[int] = None,
-                    pair_features: Optional[bool] = None) -> str:
+                    pair_features: Optional[bool] = None, clamp_predictions: bool = False) -> str:
     """The kind of ``task`` (``"binary"``, ``"regression"``, ``"multiclass"`` or ``"link"``);
     raise :class:`~rdlviz.errors.ConfigError` for an option that does not apply to it.
 
@@ -308,6 +308,10 @@ def check_task_args(task, *, train_history: str = "seed", reference_time: str = 
     if kind != "link" and pair_features is not None:
         raise ConfigError(f"pair_features is for link tasks; '{task.name}' is a {kind} task, so leave "
                           f"pair_features=None")
+    if clamp_predictions and kind != "regression":
+        raise ConfigError(f"clamp_predictions clips regression predictions to the training targets' "
+                          f"2nd-98th percentiles; '{task.name}' is a {kind} task, so use "
+                          f"clamp_predictions=False")
     return kind
 
 
@@ -358,6 +362,7 @@ def finetune(
     test_history: str = "cutoff",
     wise_alpha: Union[float, Sequence[float], None] = None,
     pair_features: Optional[bool] = None,
+    clamp_predictions: bool = False,
     backbone_kwargs: Optional[Dict[str, Any]] = None,
     seed: int = 0,
     progress: bool = True,
@@ -463,6 +468,13 @@ def finetune(
             learned term of whether, how often and how recently the source's past reaches
             the destination (:mod:`rdlviz.finetune.pair_features`); ``False`` scores with
             the two towers alone.
+        clamp_predictions: regression tasks only: clip every validation and test
+            prediction to ``[q_2, q_98]``, the 2nd and 98th percentiles of the training
+            targets, as RelBench's example script ``gnn_entity.py`` does. Model selection
+            then sees the clipped validation predictions too. Training is unchanged.
+            A clipped prediction moves nearer every target inside the range and away
+            from every target outside it, so it helps where the model overshoots rows
+            whose targets stay inside. Default ``False``: the raw predictions.
         backbone_kwargs: architecture for ``mode="scratch"`` without a backbone
             (see :class:`~rdlviz.nn.Backbone`; default 128 channels,
             ``len(num_neighbors)`` layers).
@@ -493,7 +505,7 @@ def finetune(
         task = dataset.load_task(task)
     kind = check_task_args(task, train_history=train_history, reference_time=reference_time,
                            test_history=test_history, min_steps_per_epoch=min_steps_per_epoch,
-                           pair_features=pair_features)
+                           pair_features=pair_features, clamp_predictions=clamp_predictions)
     graph = _graph_for(dataset, task, backbone, graph, test_history)
     hidden = [c for t, c in task.hidden_columns() if t in graph.data.node_types
               and c in sum(graph.data[t].tf.col_names_dict.values(), [])]
@@ -534,6 +546,8 @@ def finetune(
         with torch.no_grad():
             head.mlp.lins[-1].bias.fill_(float(np.median(y_train)))
     model = _EntityModel(net, head, task.entity_table).to(device)
+    # RelBench's clamp: evaluation predictions stay inside the bulk of the training targets.
+    clamp = tuple(float(q) for q in np.percentile(y_train, [2, 98])) if clamp_predictions else None
     metric = {"binary": "roc_auc", "regression": "mae", "multiclass": "accuracy"}[kind]
     higher = kind != "regression"
 
@@ -585,8 +599,10 @@ def finetune(
     def predict(split: str, frozen: Optional[torch.Tensor] = None) -> np.ndarray:
         model.eval()
         if frozen is not None:
-            return _to_pred(kind, head(frozen).cpu())
-        return np.concatenate([_to_pred(kind, model(b).cpu()) for b in loader(split, shuffle=False)])
+            pred = _to_pred(kind, head(frozen).cpu())
+        else:
+            pred = np.concatenate([_to_pred(kind, model(b).cpu()) for b in loader(split, shuffle=False)])
+        return pred if clamp is None else np.clip(pred, *clamp)
 
     history, best, best_state, best_epoch, bad = [], None, None, 0, 0
     t_train = t_eval = 0.0
@@ -696,8 +712,8 @@ def finetune(
                probe_epochs=probe_epochs, head_layers=head_layers, patience=patience,
                max_steps_per_epoch=max_steps_per_epoch, min_steps_per_epoch=min_steps_per_epoch,
                train_batch_size=train_batch_size, val_history=val_history, train_history=train_history,
-               reference_time=reference_time, test_history=test_history, wise_alpha=wise_alpha, seed=seed,
-               backbone=net.config())
+               reference_time=reference_time, test_history=test_history, wise_alpha=wise_alpha,
+               clamp=list(clamp) if clamp is not None else None, seed=seed, backbone=net.config())
     return FinetuneResult(
         task=task.name, mode=mode, metric=metric, higher_is_better=higher,
         history=pd.DataFrame(history), val=val, test=test, predictions=preds,
